@@ -1,0 +1,1 @@
+"""Landmark layouts, dataset I/O, normalisation and training datasets."""

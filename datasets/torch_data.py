@@ -1,0 +1,112 @@
+"""Torch-facing pieces: a Dataset over a SequenceSet, padding collate, P×K batch sampler."""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from datasets.errors import UsageError
+from datasets.normalization import normalize
+from datasets.sequences import SequenceSet
+
+
+def resample_frames(num_frames: int, target: int) -> np.ndarray:
+    """Indices of ``target`` frames spread evenly over ``num_frames`` (repeats when stretching)."""
+    return np.round(np.linspace(0, num_frames - 1, target)).astype(np.int64)
+
+
+class SignDataset(Dataset):
+    """Samples of a :class:`SequenceSet`, augmented then normalised, as ``(T, 54, 2)`` tensors.
+
+    Randomness for item ``i`` in epoch ``e`` comes from ``default_rng([seed, e, i])``,
+    so results do not depend on the number of workers or on the order items are read.
+    """
+
+    def __init__(self, sequences: SequenceSet, transform: Callable | None = None, normalization: str = "centered",
+                 normalize_hands: bool = True, max_frames: int | None = None, resample_to: int | None = None,
+                 seed: int = 0):
+        self.sequences = sequences
+        self.transform = transform
+        self.normalization = normalization
+        self.normalize_hands = normalize_hands
+        self.max_frames = max_frames
+        self.resample_to = resample_to
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def frames(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        points = self.sequences.sequence(index)
+        length = len(points)
+        if self.resample_to:
+            points = points[resample_frames(length, self.resample_to)]
+        elif self.max_frames and length > self.max_frames:
+            points = points[resample_frames(length, self.max_frames)]
+        if self.transform is not None and rng is not None:
+            points = self.transform(points, rng)
+        return normalize(points, self.normalization, self.normalize_hands)
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)]) if self.transform is not None else None
+        return torch.from_numpy(np.ascontiguousarray(self.frames(index, rng))), int(self.sequences.labels[index])
+
+
+def pad_batch(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack clips of different lengths: ``(B, T_max, 54, 2)`` and a mask, True = padded frame."""
+    lengths = torch.tensor([len(c) for c in clips])
+    batch = clips[0].new_zeros((len(clips), int(lengths.max()), *clips[0].shape[1:]))
+    for i, clip in enumerate(clips):
+        batch[i, : len(clip)] = clip
+    mask = torch.arange(batch.shape[1])[None, :] >= lengths[:, None]
+    return batch, mask
+
+
+def collate(items):
+    """``[(clip, label), ...]`` → ``(landmarks, padding_mask, labels)``."""
+    clips, labels = zip(*items)
+    landmarks, mask = pad_batch(list(clips))
+    return landmarks, mask, torch.tensor(labels, dtype=torch.long)
+
+
+class PKSampler(Sampler[list[int]]):
+    """Batches of ``p`` classes × ``k`` samples, so every anchor has positives and negatives.
+
+    Classes with fewer than ``k`` samples contribute repeats; a batch never mixes in
+    a class twice. ``num_batches`` defaults to one pass over the data.
+    """
+
+    def __init__(self, labels, p: int, k: int, num_batches: int | None = None, seed: int = 0):
+        self.labels = np.asarray(labels)
+        self.classes, counts = np.unique(self.labels, return_counts=True)
+        usable = self.classes[counts >= 2]
+        if k < 2:
+            raise UsageError(f"P×K sampler: K must be at least 2 (got {k}) so that positives exist")
+        if p < 2 or p > len(usable):
+            raise UsageError(f"P×K sampler: P={p} classes per batch, but the data has {len(usable)} classes with "
+                             f"at least 2 samples (P must be between 2 and that)")
+        self.usable = usable
+        self.p, self.k, self.seed, self.epoch = p, k, seed, 0
+        self.num_batches = num_batches or max(1, len(self.labels) // (p * k))
+        self.members = {c: np.flatnonzero(self.labels == c) for c in usable}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch, 7])
+        for _ in range(self.num_batches):
+            batch = []
+            for c in rng.choice(self.usable, size=self.p, replace=False):
+                members = self.members[c]
+                batch.extend(rng.choice(members, size=self.k, replace=len(members) < self.k).tolist())
+            yield batch

@@ -1,0 +1,1 @@
+"""Embedding, nearest-neighbour metrics, galleries and evaluation reports."""

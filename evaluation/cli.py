@@ -1,0 +1,267 @@
+"""Command lines of ``evaluate.py`` and ``predict.py`` (the top-level files only call these)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from datasets.errors import DataError, UsageError
+
+log = logging.getLogger(__name__)
+
+
+# ==================================================================================== evaluate
+def evaluate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py",
+        description="Embed a gallery and queries with a checkpoint and report kNN top-1/top-5 (distinct glosses), "
+                    "class-centroid accuracy, cross-signer and few-shot protocols, MAP@R, silhouette and "
+                    "per-gloss accuracy, beside the same architecture with untrained weights.")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint written by train.py (.pth)")
+    parser.add_argument("--gallery", required=True, help="SPOTER CSV or landmark folder (index.json/index.csv)")
+    parser.add_argument("--queries", help="SPOTER CSV or landmark folder; default: the gallery itself, where "
+                                          "each query leaves itself out")
+    parser.add_argument("--gallery-split", help="keep one split of the gallery (e.g. train)")
+    parser.add_argument("--queries-split", help="keep one split of the queries (e.g. test)")
+    parser.add_argument("--gallery-index", help="index file for a gallery landmark folder (default: its own)")
+    parser.add_argument("--queries-index", help="index file for a queries landmark folder (default: its own)")
+    parser.add_argument("--shots", type=int, nargs="+", default=[], metavar="K",
+                        help="also evaluate K-shot enrolment: K random gallery samples per gloss")
+    parser.add_argument("--draws", type=int, default=5, help="random enrolment draws averaged per --shots value")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the enrolment draws")
+    parser.add_argument("--untrained", action="store_true",
+                        help="evaluate only the untrained baseline (same architecture and seed, random weights)")
+    parser.add_argument("--with-baseline", dest="baseline", action="store_true", default=True,
+                        help="report the untrained baseline beside the model (default)")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the untrained baseline")
+    parser.add_argument("--metric", choices=("euclidean", "cosine"),
+                        help="distance for the kNN (default: the one the model was trained with)")
+    parser.add_argument("--per-gloss", action="store_true", help="also print the per-gloss table")
+    parser.add_argument("--output-json", help="write the full report (all protocols, per-gloss tables) here")
+    parser.add_argument("--save-gallery", help="write the gallery embeddings to this .npz (for predict.py)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--no-cache", action="store_true", help="do not use the dataset cache")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    return parser
+
+
+def _load(source: str, split: str | None, index: str | None, cache: bool, what: str):
+    from datasets.loading import load_sequence_set
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"{source}: {what} not found")
+    sequences = load_sequence_set(path, index=index, split=split, cache=cache)
+    if len(sequences) == 0:
+        raise DataError(f"{source}: the {what} holds no usable samples" + (f" in split {split!r}" if split else ""))
+    return sequences
+
+
+def _describe(sequences, source: str, split: str | None) -> dict:
+    present = np.unique(sequences.labels)
+    signers = sorted(set(sequences.signer_ids.tolist()) - {""})
+    return {"source": source, "split": split, "samples": len(sequences), "glosses": int(len(present)),
+            "signers": len(signers) if (sequences.signer_ids != "").all() else None}
+
+
+def _same_set(args) -> bool:
+    if args.queries is None:
+        return True
+    return (Path(args.queries).resolve() == Path(args.gallery).resolve() and args.queries_split == args.gallery_split
+            and (args.queries_index or None) == (args.gallery_index or None))
+
+
+def _check_args(args) -> None:
+    if any(k < 1 for k in args.shots):
+        raise UsageError(f"--shots values must be >= 1, got {args.shots}")
+    if args.draws < 1:
+        raise UsageError(f"--draws must be >= 1, got {args.draws}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.queries is None and (args.queries_split or args.queries_index):
+        raise UsageError("--queries-split/--queries-index need --queries")
+
+
+def _json_ready(value):
+    """NaN/inf become null: the report must be strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def run_evaluation(args) -> dict:
+    """Everything ``evaluate.py`` does; returns the JSON report (also printed as a table)."""
+    from datasets.atomic import atomic_write
+    from evaluation.gallery import Gallery
+    from evaluation.inference import load_embedder, untrained_twin
+    from evaluation.report import EmbeddedSet, evaluate_embeddings, format_per_gloss, format_table
+
+    _check_args(args)
+    same = _same_set(args)
+    trained = load_embedder(args.checkpoint, device=args.device)
+    models = [untrained_twin(trained)] if args.untrained else [trained] + ([untrained_twin(trained)] if args.baseline else [])
+    cache = not args.no_cache
+    gallery_set = _load(args.gallery, args.gallery_split, args.gallery_index, cache, "gallery")
+    query_set = gallery_set if same else _load(args.queries, args.queries_split, args.queries_index, cache, "queries")
+    metric = args.metric or trained.metric
+
+    evaluated = sorted({gallery_set.label_names[i] for i in np.unique(gallery_set.labels)}
+                       | {query_set.label_names[i] for i in np.unique(query_set.labels)})
+    known = len(set(evaluated) & set(trained.label_names))
+    shared_videos = 0 if same else len((set(gallery_set.video_ids.tolist()) & set(query_set.video_ids.tolist())) - {""})
+    if shared_videos:
+        log.warning("%d video id(s) are in both the gallery and the queries: those queries can find themselves",
+                    shared_videos)
+    results, first_embeddings = [], None
+    for embedder in models:
+        g_emb = embedder.embed(gallery_set, args.batch_size, not args.quiet, desc=f"{embedder.name}: gallery")
+        gallery = EmbeddedSet.from_sequences(g_emb, gallery_set)
+        queries = None
+        if not same:
+            q_emb = embedder.embed(query_set, args.batch_size, not args.quiet, desc=f"{embedder.name}: queries")
+            queries = EmbeddedSet.from_sequences(q_emb, query_set)
+        results.append(evaluate_embeddings(gallery, queries, metric=metric, shots=args.shots, draws=args.draws,
+                                           seed=args.seed, model=embedder.name))
+        if first_embeddings is None:
+            first_embeddings = g_emb
+
+    report = {
+        "checkpoint": str(args.checkpoint), "epoch": trained.epoch, "metric": metric,
+        "gallery": _describe(gallery_set, args.gallery, args.gallery_split),
+        "queries": {"same_as_gallery": True} if same else _describe(query_set, args.queries, args.queries_split),
+        "vocabulary": {"glosses": len(evaluated), "in_training_vocabulary": known, "zero_shot": known == 0},
+        "shared_video_ids": shared_videos,
+        "results": {r.model: r.to_json() for r in results},
+    }
+    _print_report(report, results, args, format_table, format_per_gloss)
+    if args.output_json:
+        with atomic_write(args.output_json, "w") as handle:
+            json.dump(_json_ready(report), handle, indent=1, allow_nan=False)
+    if args.save_gallery:
+        embedder = models[0]
+        Gallery.from_sequences(first_embeddings, gallery_set, metric, embedder.digest).save(args.save_gallery)
+        print(f"gallery ({embedder.name}, {len(gallery_set)} samples) saved to {args.save_gallery}")
+    return report
+
+
+def _source_line(part: dict) -> str:
+    split = f" [{part['split']}]" if part["split"] else ""
+    signers = f", {part['signers']} signers" if part["signers"] else ""
+    return f"{part['source']}{split}: {part['samples']} samples, {part['glosses']} glosses{signers}"
+
+
+def _print_report(report, results, args, format_table, format_per_gloss) -> None:
+    epoch = f" (epoch {report['epoch'] + 1})" if report["epoch"] is not None else ""
+    lines = [f"checkpoint  {report['checkpoint']}{epoch}", f"gallery     {_source_line(report['gallery'])}"]
+    if report["queries"].get("same_as_gallery"):
+        lines.append("queries     the gallery itself (each query leaves its own video out)")
+    else:
+        lines.append(f"queries     {_source_line(report['queries'])}")
+    v = report["vocabulary"]
+    lines.append(f"vocabulary  {v['glosses']} glosses, {v['in_training_vocabulary']} of them in the model's "
+                 f"training vocabulary" + (" (zero-shot)" if v["zero_shot"] else ""))
+    lines.append(f"metric      {report['metric']}; top-k counts distinct glosses; accuracy over answerable queries")
+    print("\n".join(lines) + "\n")
+    print(format_table(results))
+    if args.per_gloss:
+        name = "cross_signer" if "cross_signer" in results[0].protocols else "standard"
+        print()
+        print(format_per_gloss(results[0], name))
+    sys.stdout.flush()
+
+
+def evaluate_main(argv=None) -> int:
+    args = evaluate_parser().parse_args(argv)
+    run_evaluation(args)
+    return 0
+
+
+# ===================================================================================== predict
+def predict_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="predict.py",
+        description="Recognise signs: embed each input with a checkpoint and print the nearest glosses of a "
+                    "gallery (made by evaluate.py --save-gallery), with distances.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="video file (landmarks extracted with MediaPipe), (frames, 150) landmark .npy, "
+                             "or a folder of them")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint the gallery was built with")
+    parser.add_argument("--gallery", required=True, help="gallery .npz from evaluate.py --save-gallery")
+    parser.add_argument("--top-k", type=int, default=5, help="glosses shown per input")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    parser.add_argument("--allow-model-mismatch", action="store_true",
+                        help="use a gallery built with other weights (its distances are then meaningless)")
+    parser.add_argument("--untrained", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    return parser
+
+
+def run_prediction(args) -> tuple[list[dict], int]:
+    """Predictions per input (``{"input", "frames", "top": [...]}`` or ``{"input", "error"}``) and exit status."""
+    from evaluation.gallery import Gallery
+    from evaluation.inference import VideoReader, expand_inputs, load_embedder, read_input
+
+    if args.top_k < 1:
+        raise UsageError(f"--top-k must be >= 1, got {args.top_k}")
+    embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=args.device)
+    gallery = Gallery.load(args.gallery)
+    if gallery.dim != embedder.embedding_dim:
+        raise DataError(f"{args.gallery}: gallery embeddings have {gallery.dim} dimensions but {args.checkpoint} "
+                        f"makes {embedder.embedding_dim}; build the gallery with this checkpoint")
+    if gallery.model_digest and gallery.model_digest != embedder.digest and not args.allow_model_mismatch:
+        raise DataError(f"{args.gallery} was built with other weights (model {gallery.model_digest}) than "
+                        f"{args.checkpoint} ({embedder.digest}); rebuild it with evaluate.py --save-gallery "
+                        f"or pass --allow-model-mismatch")
+    paths = expand_inputs(args.inputs)
+    videos = VideoReader(verbose=args.debug)
+    outcomes: list[dict] = []
+    raws, slots = [], []
+    try:
+        for path in paths:
+            try:
+                raw = read_input(path, videos)
+            except DataError as error:  # one bad input is reported, the others still run
+                outcomes.append({"input": str(path), "error": str(error).splitlines()[0]})
+                continue
+            outcomes.append({"input": str(path), "frames": int(len(raw))})
+            raws.append(raw)
+            slots.append(len(outcomes) - 1)
+    finally:
+        videos.close()
+    if raws:
+        matches = gallery.query(embedder.embed_raw(raws), k=args.top_k)
+        for row, slot in enumerate(slots):
+            outcomes[slot]["top"] = [{"gloss": g, "distance": round(d, 6)} for g, d in matches.top(row)]
+    return outcomes, int(any("error" in o for o in outcomes))
+
+
+def predict_main(argv=None) -> int:
+    args = predict_parser().parse_args(argv)
+    outcomes, status = run_prediction(args)
+    if args.json:
+        json.dump({"checkpoint": args.checkpoint, "gallery": args.gallery, "predictions": outcomes}, sys.stdout,
+                  indent=1)
+        sys.stdout.write("\n")
+    for outcome in outcomes:
+        if "error" in outcome:
+            print(f"error: {outcome['error']}", file=sys.stderr)
+        elif not args.json:
+            print(f"{outcome['input']}  ({outcome['frames']} frames)")
+            width = max((len(t["gloss"]) for t in outcome["top"]), default=0)
+            for rank, top in enumerate(outcome["top"], 1):
+                print(f"  {rank}. {top['gloss'].ljust(width)}  {top['distance']:.4f}")
+    sys.stdout.flush()
+    return status

@@ -1,0 +1,282 @@
+"""Galleries: labelled embeddings that a new clip is recognised against.
+
+A gallery is built once (embed every clip of a dataset), saved as a plain ``.npz``
+(loadable with ``allow_pickle=False``), extended with new glosses from a few clips
+without retraining, and queried for the nearest glosses.
+
+Search goes through a :class:`SearchIndex`: anything with ``search(queries, k)``
+returning the ``k`` nearest gallery rows. :class:`ExactIndex` does it with batched
+matrix products; an approximate index (e.g. faiss) can be passed instead. Ranking
+*distinct* glosses only needs those neighbour lists, so it works with either.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+
+from datasets.atomic import atomic_write
+from datasets.errors import DataError
+from datasets.sequences import SequenceSet
+
+GALLERY_FORMAT = 1
+METRICS = ("euclidean", "cosine")
+_REQUIRED = ("embeddings", "labels", "label_names")
+
+
+class SearchIndex(Protocol):
+    """The k nearest gallery rows of each query: ``(distances (Q, k), indices (Q, k))``, nearest first."""
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class ExactIndex:
+    """Brute-force nearest neighbours: one matrix product per block of queries."""
+
+    def __init__(self, embeddings: np.ndarray, metric: str = "euclidean", block: int = 1024):
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+        self.embeddings = torch.as_tensor(np.asarray(embeddings, np.float32))
+        self.metric = metric
+        self.block = block
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from evaluation.knn import pairwise_distances
+        queries = np.asarray(queries, np.float32)
+        k = min(k, len(self.embeddings))
+        distances = np.empty((len(queries), k), np.float32)
+        indices = np.empty((len(queries), k), np.int64)
+        for start in range(0, len(queries), self.block):
+            d = pairwise_distances(queries[start:start + self.block], self.embeddings, self.metric)  # (q, G)
+            values, where = d.topk(k, dim=1, largest=False)  # sorted, nearest first
+            distances[start:start + len(d)], indices[start:start + len(d)] = values.numpy(), where.numpy()
+        return distances, indices
+
+
+@dataclass
+class Matches:
+    """Answers for a batch of queries: the ``k`` nearest distinct glosses and the nearest samples."""
+
+    glosses: np.ndarray             # (Q, k) int, index into label_names; -1 = fewer glosses exist
+    gloss_distances: np.ndarray     # (Q, k) float32; inf where glosses is -1
+    neighbours: np.ndarray          # (Q, n) int, gallery rows, nearest first
+    neighbour_distances: np.ndarray  # (Q, n) float32
+    label_names: list[str]
+
+    def top(self, query: int) -> list[tuple[str, float]]:
+        """``[(gloss, distance), ...]`` for one query, best first."""
+        return [(self.label_names[g], float(d)) for g, d in zip(self.glosses[query], self.gloss_distances[query])
+                if g >= 0]
+
+
+def distinct_top_k(neighbour_labels: np.ndarray, neighbour_distances: np.ndarray, k: int):
+    """The first ``k`` different labels along each row of sorted neighbour lists.
+
+    Returns ``(labels (Q, k), distances (Q, k), found (Q,))``; a label's distance is that of
+    its nearest sample, so on an exact neighbour list this is the per-gloss minimum.
+    """
+    labels = np.asarray(neighbour_labels)
+    q, n = labels.shape
+    order = np.argsort(labels, axis=1, kind="stable")            # groups equal labels, nearest first
+    grouped = np.take_along_axis(labels, order, 1)
+    first_grouped = np.ones((q, n), bool)
+    first_grouped[:, 1:] = grouped[:, 1:] != grouped[:, :-1]
+    first = np.zeros((q, n), bool)
+    np.put_along_axis(first, order, first_grouped, 1)
+    first &= labels >= 0
+    rank = np.cumsum(first, 1) - 1
+    keep = first & (rank < k)
+    out_labels = np.full((q, k), -1, np.int64)
+    out_distances = np.full((q, k), np.inf, np.float32)
+    rows, cols = np.nonzero(keep)
+    out_labels[rows, rank[rows, cols]] = labels[rows, cols]
+    out_distances[rows, rank[rows, cols]] = np.asarray(neighbour_distances)[rows, cols]
+    return out_labels, out_distances, first.sum(1)
+
+
+def _strings(values, n: int, name: str) -> np.ndarray:
+    if values is None:
+        return np.full(n, "", dtype=str)
+    out = np.asarray([("" if v is None else str(v)) for v in values], dtype=str).reshape(-1)
+    if out.shape != (n,):
+        raise ValueError(f"gallery {name} has {out.shape[0]} entries for {n} embeddings")
+    return out
+
+
+@dataclass
+class Gallery:
+    """Embeddings ``(N, D)`` with their glosses, videos and signers."""
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    label_names: list[str]
+    video_ids: np.ndarray = None
+    signer_ids: np.ndarray = None
+    metric: str = "euclidean"
+    model_digest: str = ""           # fingerprint of the weights that made the embeddings ("" = unknown)
+    _index: SearchIndex | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        self.embeddings = np.ascontiguousarray(self.embeddings, dtype=np.float32)
+        if self.embeddings.ndim != 2:
+            raise ValueError(f"gallery embeddings must be (N, D), got shape {self.embeddings.shape}")
+        n = len(self.embeddings)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        self.label_names = [str(x) for x in self.label_names]
+        self.video_ids = _strings(self.video_ids, n, "video_ids")
+        self.signer_ids = _strings(self.signer_ids, n, "signer_ids")
+        if self.labels.shape != (n,):
+            raise ValueError(f"gallery has {len(self.labels)} labels for {n} embeddings")
+        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.label_names)):
+            raise ValueError("a gallery label does not index label_names")
+        if len(set(self.label_names)) != len(self.label_names):
+            raise ValueError("gallery label_names contain duplicates")
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; choose from {', '.join(METRICS)}")
+        if not np.isfinite(self.embeddings).all():
+            raise ValueError("gallery embeddings contain NaN or infinite values")
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_sequences(cls, embeddings: np.ndarray, sequences: SequenceSet, metric: str = "euclidean",
+                       model_digest: str = "") -> "Gallery":
+        """A gallery whose vocabulary is the glosses present in ``sequences`` (in their order)."""
+        present = np.unique(sequences.labels)
+        remap = np.full(max(len(sequences.label_names), 1), -1, np.int64)
+        remap[present] = np.arange(len(present))
+        return cls(embeddings, remap[sequences.labels], [sequences.label_names[i] for i in present],
+                   sequences.video_ids, sequences.signer_ids, metric, model_digest)
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    @property
+    def dim(self) -> int:
+        return self.embeddings.shape[1]
+
+    @property
+    def signers_known(self) -> bool:
+        return len(self) > 0 and bool((self.signer_ids != "").all())
+
+    def extend(self, embeddings: np.ndarray, glosses: Sequence[str], video_ids=None, signer_ids=None) -> "Gallery":
+        """A new gallery with more samples; unseen gloss names join the vocabulary (no retraining)."""
+        embeddings = np.asarray(embeddings, np.float32)
+        if embeddings.ndim != 2 or (len(self) and embeddings.shape[1] != self.dim):
+            raise ValueError(f"new embeddings must be (n, {self.dim}), got shape {embeddings.shape}")
+        glosses = [str(g) for g in glosses]
+        if len(glosses) != len(embeddings):
+            raise ValueError(f"{len(glosses)} glosses for {len(embeddings)} new embeddings")
+        names = list(self.label_names) + [g for g in dict.fromkeys(glosses) if g not in set(self.label_names)]
+        position = {name: i for i, name in enumerate(names)}
+        return Gallery(
+            np.concatenate([self.embeddings.reshape(-1, embeddings.shape[1]), embeddings]),
+            np.concatenate([self.labels, np.asarray([position[g] for g in glosses], np.int64)]), names,
+            np.concatenate([self.video_ids, _strings(video_ids, len(glosses), "video_ids")]),
+            np.concatenate([self.signer_ids, _strings(signer_ids, len(glosses), "signer_ids")]),
+            self.metric, self.model_digest)
+
+    def subset(self, indices) -> "Gallery":
+        """Rows ``indices`` (the vocabulary is kept, so labels stay comparable)."""
+        indices = np.asarray(indices)
+        return Gallery(self.embeddings[indices], self.labels[indices], list(self.label_names),
+                       self.video_ids[indices], self.signer_ids[indices], self.metric, self.model_digest)
+
+    # -------------------------------------------------------------------- search
+    def set_index(self, index: SearchIndex) -> None:
+        """Search with ``index`` (built over ``self.embeddings``, same row order) from now on."""
+        self._index = index
+
+    @property
+    def index(self) -> SearchIndex:
+        if self._index is None:
+            self._index = ExactIndex(self.embeddings, self.metric)
+        return self._index
+
+    def query(self, queries: np.ndarray, k: int = 5, neighbours: int = 0) -> Matches:
+        """The ``k`` nearest distinct glosses (and ``neighbours`` nearest samples) of each query."""
+        queries = np.asarray(queries, np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise ValueError(f"queries must be (Q, {self.dim}) to match the gallery, got shape {queries.shape}")
+        n_total = len(self)
+        if n_total == 0:
+            raise ValueError("the gallery is empty")
+        reachable = min(k, len(np.unique(self.labels)))
+        n = min(n_total, max(8 * k, neighbours, 32))
+        while True:
+            distances, indices = self.index.search(queries, n)
+            glosses, gloss_distances, found = distinct_top_k(self.labels[indices], distances, k)
+            if n >= n_total or (found >= reachable).all():
+                break
+            n = min(n_total, 4 * n)  # some query's nearest samples were all one gloss: look further
+        return Matches(glosses, gloss_distances, indices[:, :neighbours], distances[:, :neighbours],
+                       list(self.label_names))
+
+    # ---------------------------------------------------------------------- files
+    def to_arrays(self) -> dict:
+        arrays = {
+            "format": np.asarray(GALLERY_FORMAT, np.int64),
+            "embeddings": self.embeddings, "labels": self.labels,
+            "label_names": np.asarray(self.label_names, dtype=str), "video_ids": self.video_ids,
+            "metric": np.asarray(self.metric, dtype=str), "model_digest": np.asarray(self.model_digest, dtype=str),
+        }
+        if self.signers_known:
+            arrays["signer_ids"] = self.signer_ids
+        return arrays
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write an ``.npz`` atomically (plain arrays only: no pickles)."""
+        path = Path(path)
+        with atomic_write(path, "wb") as handle:
+            np.savez(handle, **self.to_arrays())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Gallery":
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except FileNotFoundError:
+            raise DataError(f"{path}: gallery file not found") from None
+        except ValueError as error:
+            reason = "holds Python objects (pickles are refused)" if "pickle" in str(error) else str(error)
+            raise DataError(f"{path}: not a gallery ({reason})") from None
+        except (OSError, EOFError) as error:
+            raise DataError(f"{path}: not a readable .npz gallery ({error})") from None
+        except Exception as error:  # zipfile.BadZipFile and friends
+            raise DataError(f"{path}: not a readable .npz gallery ({type(error).__name__}: {error})") from None
+        missing = [key for key in _REQUIRED if key not in arrays]
+        if missing:
+            raise DataError(f"{path}: not a gallery (missing {', '.join(missing)})")
+        if "format" in arrays and int(arrays["format"]) > GALLERY_FORMAT:
+            raise DataError(f"{path}: gallery format {int(arrays['format'])} is newer than this code ({GALLERY_FORMAT})")
+        try:
+            return cls(arrays["embeddings"], arrays["labels"], list(arrays["label_names"].reshape(-1)),
+                       arrays.get("video_ids"), arrays.get("signer_ids"),
+                       str(arrays["metric"]) if "metric" in arrays else "euclidean",
+                       str(arrays["model_digest"]) if "model_digest" in arrays else "")
+        except ValueError as error:
+            raise DataError(f"{path}: invalid gallery ({error})") from None
+
+
+def build_gallery(embedder, sequences: SequenceSet, batch_size: int = 64, progress: bool = False) -> Gallery:
+    """Embed every sample of ``sequences`` with an :class:`evaluation.inference.Embedder`."""
+    embeddings = embedder.embed(sequences, batch_size, progress, desc="gallery")
+    return Gallery.from_sequences(embeddings, sequences, embedder.metric, embedder.digest)
+
+
+def enrol(gallery: Gallery, embedder, sequences: SequenceSet, batch_size: int = 64) -> Gallery:
+    """Add the clips of ``sequences`` (new or known glosses) to ``gallery``, without retraining."""
+    embeddings = embedder.embed(sequences, batch_size)
+    if gallery.model_digest and embedder.digest and gallery.model_digest != embedder.digest:
+        raise DataError(f"the gallery was built with another model ({gallery.model_digest}) than {embedder.source} "
+                        f"({embedder.digest}); embeddings of different models cannot be compared")
+    return gallery.extend(embeddings, [sequences.label_names[i] for i in sequences.labels],
+                          sequences.video_ids, sequences.signer_ids)

@@ -1,0 +1,241 @@
+"""A checkpoint made ready to embed data: the model plus the preprocessing it was trained with.
+
+Evaluation, galleries, ``predict.py`` and the notebooks all embed through :class:`Embedder`,
+so every embedding of a checkpoint goes through the same normalisation and frame limit
+the training run used (read from the checkpoint, never from command-line defaults).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from datasets import layout
+from datasets.errors import DataError
+from datasets.sequences import SequenceSet
+from datasets.torch_data import SignDataset
+
+log = logging.getLogger(__name__)
+
+
+class NoDetectionError(DataError):
+    """An input in which MediaPipe found no person, or no hand, in any frame."""
+
+
+@dataclass
+class Embedder:
+    """A model in eval mode and the exact preprocessing that goes with it."""
+
+    model: torch.nn.Module
+    config: "TrainConfig"                # noqa: F821  (training.config.TrainConfig)
+    normalize_hands: bool = True
+    label_names: list[str] = dataclasses.field(default_factory=list)  # training vocabulary, for reference only
+    name: str = "model"
+    source: str = ""
+    digest: str = ""
+    device: str = "cpu"
+    epoch: int | None = None              # training epoch the weights come from, when recorded
+
+    @property
+    def metric(self) -> str:
+        """The distance the model was trained with ("euclidean" or "cosine")."""
+        return "cosine" if self.config.distance == "cosine" else "euclidean"
+
+    def dataset(self, sequences: SequenceSet) -> SignDataset:
+        """The evaluation view of ``sequences``: no augmentation, the checkpoint's normalisation."""
+        from training.data import build_eval_dataset
+        dataset = build_eval_dataset(sequences, self.config)
+        dataset.normalize_hands = self.normalize_hands
+        return dataset
+
+    def embed(self, sequences: SequenceSet, batch_size: int = 64, progress: bool = False,
+              desc: str = "embedding") -> np.ndarray:
+        """``(N, D)`` float32 embeddings of every sample of ``sequences``."""
+        from evaluation.embedding import embed_dataset
+        if len(sequences) == 0:
+            return np.zeros((0, self.embedding_dim), np.float32)
+        return embed_dataset(self.model, self.dataset(sequences), batch_size, self.device, progress, desc)
+
+    def embed_raw(self, clips: Sequence[np.ndarray], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Embed raw MediaPipe ``(T, 150)`` landmark arrays (what extraction writes)."""
+        sequences = SequenceSet.from_sequences([layout.raw_to_spoter(c) for c in clips], np.zeros(len(clips)), ["?"])
+        return self.embed(sequences, batch_size, progress)
+
+    @property
+    def embedding_dim(self) -> int:
+        config = self.model.config
+        return config.num_classes if config.classification else config.vector_length
+
+
+def state_digest(state_dict: dict) -> str:
+    """A short fingerprint of the weights: galleries record it so a mismatch can be caught."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(key.encode() + b"\0" + str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
+        digest.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16 else tensor.float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _train_config(checkpoint: dict, path: str):
+    """The run's TrainConfig, with the stored ``normalization`` block taking precedence."""
+    from training.config import TrainConfig
+    try:
+        config = TrainConfig.from_dict(dict(checkpoint["config"]))
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{path}: checkpoint config is not usable ({error})") from None
+    settings = checkpoint.get("normalization") or {}
+    overrides = {}
+    if "body" in settings:
+        overrides["normalization"] = str(settings["body"])
+    if "max_frames" in settings:
+        overrides["max_frames"] = int(settings["max_frames"])
+    if "resample_frames" in settings:
+        overrides["resample_frames"] = int(settings["resample_frames"] or 0)
+    return dataclasses.replace(config, **overrides), bool(settings.get("hands", True))
+
+
+def load_embedder(path: str | Path, untrained: bool = False, device: str = "cpu") -> Embedder:
+    """Load a checkpoint for embedding; ``untrained=True`` gives its random-weight twin."""
+    from training.checkpoint import load_checkpoint, model_from_checkpoint
+    path = str(path)
+    checkpoint = load_checkpoint(path)
+    config, hands = _train_config(checkpoint, path)
+    model = model_from_checkpoint(checkpoint, path)
+    embedder = Embedder(model.to(device).eval(), config, hands, [str(n) for n in checkpoint["label_names"]],
+                        name="model", source=path, digest=state_digest(checkpoint["state_dict"]), device=device,
+                        epoch=checkpoint.get("epoch") if isinstance(checkpoint.get("epoch"), int) else None)
+    return untrained_twin(embedder) if untrained else embedder
+
+
+def untrained_twin(embedder: Embedder) -> Embedder:
+    """Same architecture and preprocessing, random weights drawn as training drew its initial ones.
+
+    Training seeds torch with ``config.seed`` before building the model, so this is the
+    trained model's own starting point: the baseline that shows what training added.
+    """
+    from models.spoter import build_model
+    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
+        torch.manual_seed(embedder.config.seed)
+        model = build_model(embedder.model.config)
+    return dataclasses.replace(embedder, model=model.to(embedder.device).eval(), name="untrained",
+                               digest=state_digest(model.state_dict()))
+
+
+def check_detections(raw: np.ndarray, name: str) -> None:
+    """Refuse an input with no person or no hand in any frame: its embedding would be noise."""
+    points = layout.raw_to_spoter(raw)                       # (T, 54, 2)
+    present = ~layout.missing_mask(points)                   # (T, 54)
+    frames = len(points)
+    if not present[:, layout.BODY_SLICE].any():
+        raise NoDetectionError(f"{name}: no person detected in any of its {frames} frames")
+    if not any(present[:, hand].any() for hand in layout.HAND_SLICES):
+        raise NoDetectionError(f"{name}: no hands detected in any of its {frames} frames "
+                               "(the signer's hands must be visible)")
+
+
+class VideoReader:
+    """Turns video files into raw landmarks with the project's MediaPipe extraction (one graph, reused).
+
+    Unless ``verbose``, the native start-up chatter of MediaPipe/TensorFlow on stderr is
+    silenced, so the command's own one-line messages stay readable.
+    """
+
+    def __init__(self, verbose: bool = False):
+        self.verbose = verbose
+        self._holistic = None
+
+    def __call__(self, path: Path) -> np.ndarray:
+        from datasets import extraction
+        with self._quiet():
+            if self._holistic is None:
+                extraction.ensure_pose_model(extraction.BUNDLED_COMPLEXITY)
+                self._holistic = _create_holistic(extraction)
+            job = extraction.VideoJob(source=Path(path), relative=str(path), video=Path(path).stem)
+            raw, _ = extraction.extract_video(job, self._holistic)
+        return raw
+
+    @contextlib.contextmanager
+    def _quiet(self):
+        if self.verbose:
+            yield
+            return
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+    def close(self) -> None:
+        if self._holistic is not None:
+            with self._quiet():
+                self._holistic.close()
+            self._holistic = None
+
+
+def _create_holistic(extraction):
+    """mediapipe imports TensorFlow (when installed) only for a decorator; skip that 2-3 s import."""
+    blocked = "tensorflow" not in sys.modules
+    if blocked:
+        sys.modules["tensorflow"] = None  # type: ignore[assignment]  # import raises ModuleNotFoundError
+    try:
+        return extraction.create_holistic(extraction.BUNDLED_COMPLEXITY)
+    finally:
+        if blocked and sys.modules.get("tensorflow", 0) is None:
+            del sys.modules["tensorflow"]
+
+
+def video_extensions() -> tuple[str, ...]:
+    from datasets.extraction import DEFAULT_EXTENSIONS
+    return tuple(f".{e}" for e in DEFAULT_EXTENSIONS)
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    """Files as given; a folder stands for its ``.npy`` and video files (sorted, not recursive)."""
+    from datasets.errors import UsageError
+    accepted = (".npy", *video_extensions())
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in accepted and not p.name.startswith("."))
+            if not found:
+                raise UsageError(f"{path}: folder holds no .npy landmark or video ({', '.join(accepted[1:])}) files")
+            paths.extend(found)
+        else:
+            paths.append(path)
+    return paths
+
+
+def read_input(path: Path, videos: VideoReader) -> np.ndarray:
+    """Raw ``(T, 150)`` landmarks of one input (a landmark ``.npy`` or a video), checked for a signer."""
+    from datasets.landmark_folder import load_raw_landmarks
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        raw = load_raw_landmarks(path)
+    elif suffix in video_extensions():
+        raw = videos(path)
+    else:
+        raise DataError(f"{path}: expected a (frames, {layout.RAW_FEATURES}) .npy or a video "
+                        f"({', '.join(video_extensions())})")
+    check_detections(raw, str(path))
+    return raw

@@ -1,0 +1,144 @@
+"""Nearest-neighbour recognition metrics computed from one distance matrix.
+
+Top-k counts *distinct glosses*: glosses are ranked by the distance of their nearest
+allowed gallery sample, so the five best guesses are five different signs. Which
+gallery samples a query may use is a boolean mask, which expresses leave-self-out
+(same video) and cross-signer (same person) protocols alike.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def pairwise_distances(queries: np.ndarray, gallery: np.ndarray, metric: str = "euclidean") -> torch.Tensor:
+    """``(Q, G)`` distances, computed with one matrix product."""
+    q, g = torch.as_tensor(queries, dtype=torch.float32), torch.as_tensor(gallery, dtype=torch.float32)
+    if metric == "cosine":
+        q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        g = g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return 1 - q @ g.T
+    squared = (q * q).sum(1, keepdim=True) - 2 * q @ g.T + (g * g).sum(1)[None, :]
+    return squared.clamp_min(0).sqrt()
+
+
+def exclusion_mask(query_groups, gallery_groups) -> torch.Tensor:
+    """True where gallery sample j shares query i's group (a video id, a signer id)."""
+    q = np.asarray(query_groups)
+    g = np.asarray(gallery_groups)
+    _, codes = np.unique(np.concatenate([q, g]), return_inverse=True)
+    qc, gc = torch.from_numpy(codes[: len(q)]), torch.from_numpy(codes[len(q):])
+    return qc[:, None] == gc[None, :]
+
+
+def class_distances(distances: torch.Tensor, gallery_labels, num_classes: int,
+                    excluded: torch.Tensor | None = None) -> torch.Tensor:
+    """``(Q, C)`` distance from each query to the nearest allowed sample of each class (inf if none)."""
+    if excluded is not None:
+        distances = distances.masked_fill(excluded, float("inf"))
+    labels = torch.as_tensor(np.asarray(gallery_labels), dtype=torch.long)
+    out = torch.full((distances.shape[0], num_classes), float("inf"))
+    return out.scatter_reduce(1, labels[None, :].expand_as(distances), distances, reduce="amin")
+
+
+def centroid_distances(query_emb, gallery_emb, gallery_labels, num_classes: int, metric="euclidean") -> torch.Tensor:
+    """``(Q, C)`` distance to each class centroid (inf for classes absent from the gallery)."""
+    labels = np.asarray(gallery_labels)
+    present = np.unique(labels)
+    centroids = np.stack([np.asarray(gallery_emb)[labels == c].mean(0) for c in present])
+    out = torch.full((len(query_emb), num_classes), float("inf"))
+    out[:, torch.as_tensor(present)] = pairwise_distances(query_emb, centroids, metric)
+    return out
+
+
+def ranked_classes(per_class: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` nearest classes per query and their distances (inf = no candidate)."""
+    k = min(k, per_class.shape[1])
+    values, indices = per_class.topk(k, dim=1, largest=False)
+    return indices, values
+
+
+def topk_accuracy(per_class: torch.Tensor, query_labels, ks=(1, 5)) -> dict[str, float]:
+    """Share of queries whose true class is among the k nearest classes (finite distance only)."""
+    labels = torch.as_tensor(np.asarray(query_labels), dtype=torch.long)
+    indices, values = ranked_classes(per_class, max(ks))
+    hit = (indices == labels[:, None]) & torch.isfinite(values)
+    return {f"top{k}": float(hit[:, :k].any(1).float().mean()) if len(labels) else float("nan") for k in ks}
+
+
+def per_query_hits(per_class: torch.Tensor, query_labels, k: int) -> np.ndarray:
+    labels = torch.as_tensor(np.asarray(query_labels), dtype=torch.long)
+    indices, values = ranked_classes(per_class, k)
+    return ((indices == labels[:, None]) & torch.isfinite(values)).any(1).numpy()
+
+
+def knn_report(query_emb, query_labels, gallery_emb, gallery_labels, num_classes: int, excluded=None,
+               ks=(1, 5), metric: str = "euclidean") -> dict[str, float]:
+    """kNN (distinct-gloss) and class-centroid top-k for one protocol."""
+    distances = pairwise_distances(query_emb, gallery_emb, metric)
+    report = {f"knn_{k}": v for k, v in topk_accuracy(
+        class_distances(distances, gallery_labels, num_classes, excluded), query_labels, ks).items()}
+    if excluded is None:
+        report.update({f"centroid_{k}": v for k, v in topk_accuracy(
+            centroid_distances(query_emb, gallery_emb, gallery_labels, num_classes, metric), query_labels, ks).items()})
+    return report
+
+
+def silhouette(embeddings: np.ndarray, labels, metric: str = "euclidean", max_samples: int = 5000, seed: int = 0) -> float:
+    """Silhouette score (sklearn, vectorised); nan when fewer than 2 classes."""
+    from sklearn.metrics import silhouette_score
+    labels = np.asarray(labels)
+    if len(np.unique(labels)) < 2 or len(labels) <= len(np.unique(labels)):
+        return float("nan")
+    sample = None if len(labels) <= max_samples else max_samples
+    return float(silhouette_score(embeddings, labels, metric=metric, sample_size=sample, random_state=seed))
+
+
+def masked_centroid_distances(query_emb, gallery_emb, gallery_labels, num_classes: int,
+                              excluded: torch.Tensor | None = None, metric: str = "euclidean") -> torch.Tensor:
+    """``(Q, C)`` distance to each class centroid built, per query, from its allowed samples only.
+
+    Leave-self-out and cross-signer centroids differ from query to query; one small matrix
+    product per class gives all of them (inf where a class has no allowed sample).
+    """
+    q = torch.as_tensor(np.asarray(query_emb), dtype=torch.float32)
+    g = torch.as_tensor(np.asarray(gallery_emb), dtype=torch.float32)
+    labels = np.asarray(gallery_labels)
+    if metric == "cosine":
+        q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    out = torch.full((len(q), num_classes), float("inf"))
+    for c in np.unique(labels):
+        members = torch.from_numpy(np.flatnonzero(labels == c))
+        allowed = (~excluded[:, members]).float() if excluded is not None else torch.ones(len(q), len(members))
+        counts = allowed.sum(1)                                       # (Q,)
+        centroids = (allowed @ g[members]) / counts.clamp_min(1)[:, None]  # (Q, D)
+        if metric == "cosine":
+            centroids = centroids / centroids.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            d = 1 - (q * centroids).sum(1)
+        else:
+            d = (q - centroids).pow(2).sum(1).sqrt()
+        out[:, int(c)] = torch.where(counts > 0, d, torch.full_like(d, float("inf")))
+    return out
+
+
+def map_at_r(distances: torch.Tensor, query_labels, gallery_labels, excluded: torch.Tensor | None = None) -> float:
+    """Mean average precision at R (Musgrave et al. 2020), R = the query's allowed same-gloss samples.
+
+    Queries with no allowed same-gloss sample are left out; nan when none remains.
+    """
+    q_labels = torch.as_tensor(np.asarray(query_labels), dtype=torch.long)
+    g_labels = torch.as_tensor(np.asarray(gallery_labels), dtype=torch.long)
+    relevant = q_labels[:, None] == g_labels[None, :]                  # (Q, G)
+    if excluded is not None:
+        relevant &= ~excluded
+        distances = distances.masked_fill(excluded, float("inf"))
+    r = relevant.sum(1)
+    keep = r > 0
+    if not keep.any():
+        return float("nan")
+    order = distances[keep].argsort(dim=1, stable=True)
+    hits = relevant[keep].gather(1, order).float()                     # (Q', G), nearest first
+    ranks = torch.arange(1, hits.shape[1] + 1, dtype=torch.float32)
+    precision = hits.cumsum(1) / ranks
+    within = ranks[None, :] <= r[keep][:, None]
+    return float(((precision * hits * within).sum(1) / r[keep]).mean())

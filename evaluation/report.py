@@ -1,0 +1,292 @@
+"""Evaluation protocols over embeddings, and the report ``evaluate.py`` prints and saves.
+
+Protocols (each is a mask of which gallery samples a query may use, see :mod:`evaluation.knn`):
+
+* ``standard``: every gallery sample; when gallery and queries are the same set, a query
+  leaves itself (and any sample of the same video) out.
+* ``cross_signer``: additionally, no sample of the query's own signer. This is the figure
+  that says whether a sign is recognised from someone the model never saw; on small real
+  sets, repetitions by the same person make the standard figure meaningless.
+* ``few_shot_<k>``: the gallery is reduced to ``k`` random samples per gloss (enrolment),
+  averaged over several seeded draws; with a gallery from another dataset or vocabulary
+  than training, this is the zero-shot protocol. Same-set queries exclude enrolled clips.
+
+Accuracy is reported over the queries a protocol can answer at all (their gloss has at
+least one allowed gallery sample: a gloss signed by one person has no cross-signer
+answer) and, suffixed ``_all``, over every query.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from datasets.sequences import SequenceSet
+from evaluation.knn import (class_distances, masked_centroid_distances, map_at_r, pairwise_distances,
+                            ranked_classes, silhouette)
+
+KS = (1, 5)
+
+
+@dataclass
+class EmbeddedSet:
+    """Embeddings with what is known about each sample (labels index ``label_names``)."""
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    label_names: list[str]
+    video_ids: np.ndarray
+    signer_ids: np.ndarray
+
+    @classmethod
+    def from_sequences(cls, embeddings: np.ndarray, sequences: SequenceSet) -> "EmbeddedSet":
+        return cls(np.asarray(embeddings, np.float32), sequences.labels, list(sequences.label_names),
+                   sequences.video_ids, sequences.signer_ids)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def signers_known(self) -> bool:
+        return len(self) > 0 and bool((np.asarray(self.signer_ids) != "").all())
+
+    def with_label_names(self, names: Sequence[str]) -> "EmbeddedSet":
+        position = {n: i for i, n in enumerate(names)}
+        remap = np.asarray([position[n] for n in self.label_names], np.int64)
+        return EmbeddedSet(self.embeddings, remap[self.labels] if len(self.labels) else self.labels,
+                           list(names), self.video_ids, self.signer_ids)
+
+    def subset(self, indices) -> "EmbeddedSet":
+        return EmbeddedSet(self.embeddings[indices], self.labels[indices], self.label_names,
+                           self.video_ids[indices], self.signer_ids[indices])
+
+
+def align(gallery: EmbeddedSet, queries: EmbeddedSet) -> tuple[EmbeddedSet, EmbeddedSet]:
+    """Put both sets on one vocabulary, matched by gloss name (gallery glosses first)."""
+    names = list(gallery.label_names) + [n for n in queries.label_names if n not in set(gallery.label_names)]
+    return gallery.with_label_names(names), queries.with_label_names(names)
+
+
+@dataclass
+class ProtocolResult:
+    """One protocol's figures, its per-gloss table and the arrays behind them."""
+
+    name: str
+    description: str
+    metrics: dict
+    per_gloss: list[dict] = field(default_factory=list)
+    predictions: np.ndarray | None = None   # (Q, k) ranked gloss ids, -1 = no candidate
+    eligible: np.ndarray | None = None      # (Q,) the query's gloss had an allowed gallery sample
+    confusion: np.ndarray | None = None     # (C, C) counts true gloss -> top-1 gloss, answerable queries
+
+    def to_json(self) -> dict:
+        return {"description": self.description, **self.metrics, "per_gloss": self.per_gloss}
+
+
+def _hits(per_class: torch.Tensor, labels: np.ndarray, ks) -> tuple[np.ndarray, np.ndarray, dict]:
+    indices, values = ranked_classes(per_class, max(ks))
+    predictions = torch.where(torch.isfinite(values), indices, torch.full_like(indices, -1)).numpy()
+    hit = predictions == np.asarray(labels)[:, None]
+    return predictions, hit, {k: hit[:, :k].any(1) for k in ks}
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def _accuracies(prefix: str, by_k: dict, eligible: np.ndarray) -> dict:
+    out = {}
+    for k, hit in by_k.items():
+        out[f"{prefix}_top{k}"] = _mean(hit[eligible])
+        out[f"{prefix}_top{k}_all"] = _mean(hit)
+    return out
+
+
+def per_gloss_table(labels: np.ndarray, predictions: np.ndarray, eligible: np.ndarray, label_names: list[str],
+                    ks=KS) -> tuple[list[dict], np.ndarray]:
+    """Accuracy per gloss and the gloss it is most often mistaken for (top-1), plus the confusion counts."""
+    labels = np.asarray(labels)
+    c = len(label_names)
+    top1 = predictions[:, 0]
+    counted = eligible & (top1 >= 0)
+    confusion = np.bincount(labels[counted] * c + top1[counted], minlength=c * c).reshape(c, c)
+    wrong = confusion.copy()
+    np.fill_diagonal(wrong, 0)
+    queries = np.bincount(labels, minlength=c)
+    answerable = np.bincount(labels[eligible], minlength=c)
+    hits = {k: np.bincount(labels[eligible], weights=(predictions[eligible, :k] == labels[eligible, None]).any(1),
+                           minlength=c) for k in ks}
+    rows = []
+    for g in np.flatnonzero(queries):
+        row = {"gloss": label_names[g], "queries": int(queries[g]), "answerable": int(answerable[g])}
+        for k in ks:
+            row[f"top{k}"] = float(hits[k][g] / answerable[g]) if answerable[g] else None
+        confused = int(wrong[g].argmax())
+        row["most_confused"] = label_names[confused] if wrong[g, confused] > 0 else None
+        row["confused_count"] = int(wrong[g, confused])
+        rows.append(row)
+    return rows, confusion
+
+
+def protocol(name: str, description: str, distances: torch.Tensor, gallery: EmbeddedSet, queries: EmbeddedSet,
+             excluded: torch.Tensor | None, metric: str, ks=KS, details: bool = True) -> ProtocolResult:
+    """kNN (distinct glosses), class-centroid and MAP@R figures for one gallery mask."""
+    c = len(gallery.label_names)
+    per_class = class_distances(distances, gallery.labels, c, excluded)            # (Q, C)
+    eligible = torch.isfinite(per_class[torch.arange(len(queries)), torch.as_tensor(queries.labels)]).numpy()
+    predictions, _, knn = _hits(per_class, queries.labels, ks)
+    centroids = masked_centroid_distances(queries.embeddings, gallery.embeddings, gallery.labels, c, excluded, metric)
+    _, _, centroid = _hits(centroids, queries.labels, ks)
+    metrics = {"queries": len(queries), "answerable_queries": int(eligible.sum()),
+               **_accuracies("knn", knn, eligible), **_accuracies("centroid", centroid, eligible)}
+    result = ProtocolResult(name, description, metrics, predictions=predictions, eligible=eligible)
+    if details:
+        metrics["map_at_r"] = map_at_r(distances, queries.labels, gallery.labels, excluded)
+        result.per_gloss, result.confusion = per_gloss_table(queries.labels, predictions, eligible,
+                                                             gallery.label_names, ks)
+    return result
+
+
+def enrolment_draw(labels: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``shots`` random samples per gloss (all of a gloss's samples when it has fewer)."""
+    labels = np.asarray(labels)
+    shuffled = rng.permutation(len(labels))
+    grouped = shuffled[np.argsort(labels[shuffled], kind="stable")]        # glosses together, random within
+    starts = np.searchsorted(labels[grouped], labels[grouped], side="left")
+    rank = np.arange(len(grouped)) - starts
+    return np.sort(grouped[rank < shots])
+
+
+def few_shot(distances: torch.Tensor, gallery: EmbeddedSet, queries: EmbeddedSet, base: torch.Tensor | None,
+             same: bool, shots: int, draws: int, seed: int, metric: str, ks=KS, cross_signer: torch.Tensor | None = None
+             ) -> list[ProtocolResult]:
+    """``shots`` enrolled samples per gloss, averaged over ``draws`` seeded draws (mean and std)."""
+    masks = {"": base}
+    if cross_signer is not None:
+        masks["_cross_signer"] = cross_signer
+    runs: dict[str, list[dict]] = {suffix: [] for suffix in masks}
+    for draw in range(draws):
+        chosen = enrolment_draw(gallery.labels, shots, np.random.default_rng([seed, shots, draw]))
+        rows = np.setdiff1d(np.arange(len(queries)), chosen) if same else np.arange(len(queries))
+        enrolled, asked = gallery.subset(chosen), queries.subset(rows)
+        sub = distances[torch.as_tensor(rows)][:, torch.as_tensor(chosen)]
+        for suffix, mask in masks.items():
+            sub_mask = None if mask is None else mask[torch.as_tensor(rows)][:, torch.as_tensor(chosen)]
+            runs[suffix].append(protocol("", "", sub, enrolled, asked, sub_mask, metric, ks, details=False).metrics)
+    results = []
+    for suffix, metrics in runs.items():
+        summary = {"shots": shots, "draws": draws, "seed": seed}
+        for key in metrics[0]:
+            values = np.asarray([m[key] for m in metrics], np.float64)
+            summary[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+            if key.startswith(("knn", "centroid")):
+                summary[f"{key}_std"] = float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")
+        where = "other signers' " if suffix else ""
+        results.append(ProtocolResult(
+            f"few_shot_{shots}{suffix}", f"{shots}-shot enrolment from {where}samples, {draws} draws", summary))
+    return results
+
+
+@dataclass
+class EvaluationResult:
+    """Everything measured for one model on one gallery/query pair."""
+
+    model: str
+    label_names: list[str]
+    protocols: dict[str, ProtocolResult]
+    silhouette: dict
+
+    def to_json(self) -> dict:
+        return {"protocols": {name: p.to_json() for name, p in self.protocols.items()}, "silhouette": self.silhouette}
+
+
+def exclusion_masks(gallery: EmbeddedSet, queries: EmbeddedSet, same: bool
+                    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(standard, cross-signer) masks: True = the query may not use that gallery sample."""
+    from evaluation.knn import exclusion_mask
+    base = None
+    if same:
+        base = torch.eye(len(queries), dtype=torch.bool)
+        q_ids, g_ids = np.asarray(queries.video_ids), np.asarray(gallery.video_ids)
+        if (q_ids != "").all() and (g_ids != "").all():
+            base |= exclusion_mask(q_ids, g_ids)
+    cross = None
+    signers = set(np.asarray(gallery.signer_ids)) | set(np.asarray(queries.signer_ids))
+    if gallery.signers_known and queries.signers_known and len(signers) > 1:
+        cross = exclusion_mask(queries.signer_ids, gallery.signer_ids)
+        cross = cross | base if base is not None else cross
+    return base, cross
+
+
+def evaluate_embeddings(gallery: EmbeddedSet, queries: EmbeddedSet | None = None, *, metric: str = "euclidean",
+                        ks=KS, shots: Sequence[int] = (), draws: int = 5, seed: int = 0,
+                        model: str = "model") -> EvaluationResult:
+    """Every protocol for one model. ``queries=None`` means the gallery is also the query set."""
+    same = queries is None
+    if same:
+        queries = gallery
+    else:
+        gallery, queries = align(gallery, queries)
+    distances = pairwise_distances(queries.embeddings, gallery.embeddings, metric)  # (Q, G)
+    base, cross = exclusion_masks(gallery, queries, same)
+    protocols = {}
+    describe = "every gallery sample" + (" except the query itself (same set)" if same else "")
+    protocols["standard"] = protocol("standard", describe, distances, gallery, queries, base, metric, ks)
+    if cross is not None:
+        protocols["cross_signer"] = protocol("cross_signer", "only other signers' samples (leave-one-signer-out)",
+                                             distances, gallery, queries, cross, metric, ks)
+    for k in shots:
+        for result in few_shot(distances, gallery, queries, base, same, int(k), draws, seed, metric, ks, cross):
+            protocols[result.name] = result
+    scores = {"queries": silhouette(queries.embeddings, queries.labels, metric)}
+    if not same:
+        scores["gallery"] = silhouette(gallery.embeddings, gallery.labels, metric)
+    return EvaluationResult(model, list(gallery.label_names), protocols, scores)
+
+
+# ----------------------------------------------------------------------------- text table
+ROWS = (("kNN top-1", "knn_top1"), ("kNN top-5", "knn_top5"), ("centroid top-1", "centroid_top1"),
+        ("centroid top-5", "centroid_top5"), ("MAP@R", "map_at_r"))
+
+
+def _cell(metrics: dict, key: str) -> str:
+    value = metrics.get(key)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    std = metrics.get(f"{key}_std")
+    return f"{value:.3f}" + (f"±{std:.3f}" if std is not None and np.isfinite(std) else "")
+
+
+def format_table(results: Sequence[EvaluationResult]) -> str:
+    """Protocols as rows, models side by side (e.g. the model and its untrained baseline)."""
+    header = ["protocol", "metric", *[r.model for r in results]]
+    lines = []
+    first = results[0]
+    for name, proto in first.protocols.items():
+        m = proto.metrics
+        label = f"{name} ({m['answerable_queries']:.4g}/{m['queries']:.4g} answerable)"
+        for title, key in ROWS:
+            if key not in m:
+                continue
+            lines.append([label, title, *[_cell(r.protocols[name].metrics, key) if name in r.protocols else "-"
+                                          for r in results]])
+            label = ""
+    for which in first.silhouette:
+        lines.append([f"silhouette ({which})", "", *[_cell(r.silhouette, which) for r in results]])
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    render = lambda row: "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))  # noqa: E731
+    return "\n".join([render(header), render(["-" * w for w in widths]), *[render(row) for row in lines]])
+
+
+def format_per_gloss(result: EvaluationResult, protocol_name: str) -> str:
+    proto = result.protocols[protocol_name]
+    header = ["gloss", "queries", "top-1", "top-5", "most confused with"]
+    rows = [[r["gloss"], str(r["queries"]), "-" if r["top1"] is None else f"{r['top1']:.2f}",
+             "-" if r["top5"] is None else f"{r['top5']:.2f}",
+             f"{r['most_confused']} ({r['confused_count']})" if r["most_confused"] else ""]
+            for r in sorted(proto.per_gloss, key=lambda r: (r["top1"] is None, r["top1"] or 0.0, r["gloss"]))]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in [header, *rows]]
+    return f"per gloss, {result.model}, {protocol_name}:\n" + "\n".join(lines)

@@ -1,0 +1,157 @@
+"""Dynamic int8 quantisation of the ONNX model, and what it costs in embedding quality.
+
+Dynamic quantisation stores MatMul/Gemm weights as int8 and quantises activations on
+the fly, so it needs no calibration data and keeps batch and frames dynamic. The
+report compares int8 with fp32 embeddings of a validation set: element drift,
+cosine similarity, and leave-one-out kNN top-1 (the number recognition depends on).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from datasets import layout
+from datasets.errors import DataError
+from datasets.sequences import SequenceSet
+from export.onnx_export import INPUT_NAMES
+from export.source import make_readable
+
+log = logging.getLogger(__name__)
+
+INT8_FILE = "model_int8.onnx"
+EMBED_BATCH = 32
+MAX_TOP1_CHANGE_POINTS = 1.0  # above this the CLI warns
+SYNTHETIC_SET = {"num_classes": 20, "num_signers": 3, "samples_per_class_per_signer": 2, "seed": 0}
+
+
+def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, per_channel: bool = False) -> Path:
+    """Weights of MatMul/Gemm to int8 (signed, dynamic activations); written atomically."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    out_path = Path(out_path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    os.close(fd)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))  # the quantizer logs one INFO line per node on the root logger
+    try:
+        quantize_dynamic(str(onnx_path), tmp, weight_type=QuantType.QInt8, per_channel=per_channel)
+        os.replace(tmp, out_path)
+        make_readable(out_path)
+    finally:
+        root.setLevel(level)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out_path
+
+
+@dataclass
+class ValidationClips:
+    """Normalised clips ready for the model, their labels and the group (video) each comes from."""
+
+    clips: list[np.ndarray]
+    labels: np.ndarray
+    video_ids: np.ndarray
+    source: str
+
+
+def synthetic_sequences(**overrides) -> SequenceSet:
+    """A small generated set (several signers per sign) when no validation set is given."""
+    from datasets.synthetic import generate_signs
+    params = {**SYNTHETIC_SET, **overrides}
+    samples = generate_signs(**params)
+    names = {s.label: s.gloss for s in samples}
+    return SequenceSet.from_sequences(
+        [layout.raw_to_spoter(s.raw) for s in samples], [s.label for s in samples],
+        [names[i] for i in range(len(names))], video_ids=[s.video_id for s in samples],
+        signer_ids=[s.signer_id for s in samples])
+
+
+def validation_clips(normalization: dict, path: str | os.PathLike | None = None) -> ValidationClips:
+    """Load ``path`` (SPOTER CSV or landmark folder) or make a synthetic set; prepare clips as in training."""
+    from datasets.torch_data import SignDataset
+    if path is None:
+        sequences = synthetic_sequences()
+        source = "synthetic ({num_classes} signs x {num_signers} signers x {samples_per_class_per_signer})".format(
+            **SYNTHETIC_SET)
+    else:
+        from datasets.loading import load_sequence_set
+        sequences = load_sequence_set(path)
+        source = str(path)
+    if len(sequences) < 2:
+        raise DataError(f"{source}: validation set needs at least 2 samples, has {len(sequences)}")
+    dataset = SignDataset(sequences, transform=None, normalization=normalization["body"],
+                          normalize_hands=bool(normalization["hands"]),
+                          max_frames=normalization.get("max_frames") or None,
+                          resample_to=normalization.get("resample_frames") or None)
+    clips = [dataset.frames(i) for i in range(len(dataset))]
+    video_ids = sequences.video_ids
+    if not all(video_ids):  # unnamed samples: each is its own group
+        video_ids = np.asarray([f"#{i}" for i in range(len(sequences))])
+    return ValidationClips(clips, sequences.labels, video_ids, source)
+
+
+def embed_onnx(session, clips: list[np.ndarray], batch_size: int = EMBED_BATCH) -> np.ndarray:
+    """Embeddings ``(N, D)``; clips of similar length share a padded batch."""
+    order = np.argsort([len(c) for c in clips], kind="stable")
+    out = None
+    for start in range(0, len(order), batch_size):
+        chunk = order[start: start + batch_size]
+        lengths = np.asarray([len(clips[i]) for i in chunk])
+        frames = int(lengths.max())
+        batch = np.zeros((len(chunk), frames, layout.NUM_POINTS, layout.NUM_COORDS), np.float32)
+        for row, i in enumerate(chunk):
+            batch[row, : lengths[row]] = clips[i]
+        mask = np.arange(frames)[None, :] >= lengths[:, None]  # (B, T) True = padded
+        emb = session.run(None, {INPUT_NAMES[0]: batch, INPUT_NAMES[1]: mask})[0]
+        if out is None:
+            out = np.empty((len(clips), emb.shape[1]), np.float32)
+        out[chunk] = emb
+    return out
+
+
+def drift_report(reference: np.ndarray, candidate: np.ndarray, labels, video_ids, metric: str = "euclidean") -> dict:
+    """Element drift, cosine similarity and leave-one-out kNN top-1 of ``candidate`` vs ``reference``."""
+    from evaluation.knn import class_distances, exclusion_mask, pairwise_distances, ranked_classes, topk_accuracy
+    diff = np.abs(candidate - reference)
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
+    cosine = (reference * candidate).sum(1) / np.maximum(norms, 1e-12)
+    labels = np.asarray(labels)
+    num_classes = int(labels.max()) + 1
+    excluded = exclusion_mask(video_ids, video_ids)  # a query never finds itself
+    top1, predictions = {}, {}
+    for name, emb in (("fp32", reference), ("int8", candidate)):
+        per_class = class_distances(pairwise_distances(emb, emb, metric), labels, num_classes, excluded)
+        top1[name] = topk_accuracy(per_class, labels, ks=(1,))["top1"]
+        predictions[name] = ranked_classes(per_class, 1)[0][:, 0].numpy()
+    return {
+        "samples": int(len(labels)), "classes": int(len(np.unique(labels))), "metric": metric,
+        "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+        "cosine_min": float(cosine.min()), "cosine_mean": float(cosine.mean()),
+        "top1_fp32": top1["fp32"], "top1_int8": top1["int8"],
+        "top1_change_points": round(100 * (top1["int8"] - top1["fp32"]), 4),
+        "predictions_changed": float((predictions["fp32"] != predictions["int8"]).mean()),
+    }
+
+
+def int8_report(fp32_onnx, int8_onnx, data: ValidationClips, metric: str = "euclidean") -> dict:
+    """Embed ``data`` with both models and compare (see :func:`drift_report`)."""
+    from export.validate import onnx_session
+    reference = embed_onnx(onnx_session(fp32_onnx), data.clips)
+    candidate = embed_onnx(onnx_session(int8_onnx), data.clips)
+    report = drift_report(reference, candidate, data.labels, data.video_ids, metric)
+    report["validation_set"] = data.source
+    return report
+
+
+def format_report(report: dict) -> str:
+    return (f"int8 vs fp32 on {report['samples']} clips / {report['classes']} signs ({report['validation_set']}): "
+            f"max|diff| {report['max_abs_diff']:.3g}, mean|diff| {report['mean_abs_diff']:.3g}, "
+            f"cosine min {report['cosine_min']:.5f} mean {report['cosine_mean']:.5f}; "
+            f"kNN top-1 {100 * report['top1_fp32']:.2f}% -> {100 * report['top1_int8']:.2f}% "
+            f"({report['top1_change_points']:+.2f} points, {100 * report['predictions_changed']:.1f}% of "
+            f"predictions changed)")

@@ -1,0 +1,218 @@
+"""SPOTER (Sign POse-based TransformER) body with an embedding or a classification head.
+
+Shapes: ``landmarks`` (B, T, P, 2) with P = ``config.num_points`` and ``padding_mask``
+(B, T) bool, True = padded frame. Each frame is flattened to 2P features, an encoder
+attends over the frames and a decoder decodes ONE learned class query against them.
+
+Differences from the published code, on purpose:
+
+* the class query's cross-attention gets ``memory_key_padding_mask`` (the published
+  model let it attend to padded frames, so padding changed the embedding);
+* standard ``nn.TransformerDecoderLayer`` (with self-attention over the single query,
+  which is a learnable linear map of it) instead of a custom layer;
+* a per-frame positional table by default (``"single"`` reproduces the published one);
+* L2 normalisation written as ``e / sqrt(sum(e^2) + eps)``: ``F.normalize`` exports to
+  ONNX ReduceL2, which the ONNX->TFLite route cannot convert.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from datasets import layout
+from models.positional import POSITIONAL_ENCODINGS, build_positional_encoding
+
+NORM_EPS = 1e-12
+
+
+@dataclass
+class SpoterConfig:
+    """Model hyper-parameters; plain data so ``asdict`` goes into checkpoints."""
+
+    num_points: int = layout.NUM_POINTS  # landmarks per frame
+    hidden_dim: int = layout.NUM_POINTS * layout.NUM_COORDS  # d_model; = frame features -> no input projection
+    num_heads: int = 9
+    num_encoder_layers: int = 6
+    num_decoder_layers: int = 6
+    dim_feedforward: int = 2048
+    dropout: float = 0.1
+    vector_length: int = 32  # embedding size
+    normalize_embeddings: bool = False  # unit-length embeddings
+    # "learned": per-frame table (<= max_frames); "sinusoidal": fixed, no length limit;
+    # "single": the published single vector on every frame -> the model is blind to frame order.
+    positional_encoding: str = "learned"
+    max_frames: int = 512  # length limit of the "learned" table
+    classification: bool = False  # build SpoterClassifier instead of SpoterEmbedding
+    num_classes: int = 0  # classifier outputs; required when classification=True
+
+    def __post_init__(self) -> None:
+        for name in ("num_points", "hidden_dim", "num_heads", "num_encoder_layers", "num_decoder_layers",
+                     "dim_feedforward", "vector_length", "max_frames"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"SpoterConfig.{name} must be a positive int, got {value!r}")
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(f"SpoterConfig.hidden_dim={self.hidden_dim} is not divisible by "
+                             f"num_heads={self.num_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"SpoterConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.positional_encoding not in POSITIONAL_ENCODINGS:
+            raise ValueError(f"SpoterConfig.positional_encoding={self.positional_encoding!r}; "
+                             f"choose one of {', '.join(POSITIONAL_ENCODINGS)}")
+        if self.classification and self.num_classes < 1:
+            raise ValueError("SpoterConfig.num_classes must be >= 1 when classification=True")
+
+    @property
+    def frame_features(self) -> int:
+        return self.num_points * layout.NUM_COORDS
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SpoterConfig:
+        """Like ``SpoterConfig(**d)`` but names every unknown key in one clear error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown model config key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+
+class SpoterBody(nn.Module):
+    """Frame projection + positional encoding + encoder + one decoded class token."""
+
+    def __init__(self, config: SpoterConfig):
+        super().__init__()
+        self.config = config
+        d = config.hidden_dim
+        feats = config.frame_features
+        self.input_proj = nn.Identity() if d == feats else nn.Linear(feats, d)
+        self.pos_encoding = build_positional_encoding(config.positional_encoding, d, config.max_frames)
+        self.class_query = nn.Parameter(torch.rand(1, 1, d))  # uniform init as published
+        enc_layer = nn.TransformerEncoderLayer(d, config.num_heads, config.dim_feedforward, config.dropout,
+                                               batch_first=True)
+        dec_layer = nn.TransformerDecoderLayer(d, config.num_heads, config.dim_feedforward, config.dropout,
+                                               batch_first=True)
+        # The nested-tensor fast path (eval + no_grad only) packs away padded frames and
+        # does not export; keep one dense code path for training, evaluation and export.
+        self.encoder = nn.TransformerEncoder(enc_layer, config.num_encoder_layers, norm=nn.LayerNorm(d),
+                                             enable_nested_tensor=False)
+        self.decoder = nn.TransformerDecoder(dec_layer, config.num_decoder_layers, norm=nn.LayerNorm(d))
+
+    def _check_inputs(self, landmarks: torch.Tensor, padding_mask: torch.Tensor | None) -> None:
+        expected = (self.config.num_points, layout.NUM_COORDS)
+        if landmarks.ndim != 4 or tuple(landmarks.shape[2:]) != expected:
+            raise ValueError(f"landmarks must have shape (B, T, {expected[0]}, {expected[1]}), "
+                             f"got {tuple(landmarks.shape)}")
+        if landmarks.shape[1] < 1:
+            raise ValueError("landmarks has no frames (T=0)")
+        if padding_mask is None:
+            return
+        if padding_mask.dtype != torch.bool:
+            raise ValueError(f"padding_mask must be bool (True = padded frame), got {padding_mask.dtype}")
+        if tuple(padding_mask.shape) != tuple(landmarks.shape[:2]):
+            raise ValueError(f"padding_mask shape {tuple(padding_mask.shape)} does not match landmarks "
+                             f"(B, T) = {tuple(landmarks.shape[:2])}")
+        empty = padding_mask.all(dim=1)
+        if bool(empty.any()):
+            rows = empty.nonzero().flatten().tolist()
+            raise ValueError(f"every clip needs at least one valid frame; fully padded batch row(s): {rows}")
+
+    def forward(self, landmarks: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, P, 2), (B, T) bool -> decoded class token (B, hidden_dim)."""
+        if not torch.compiler.is_compiling():  # data-dependent checks stay out of exported graphs
+            self._check_inputs(landmarks, padding_mask)
+        x = landmarks.flatten(2)  # (B, T, 2P)
+        if padding_mask is not None:
+            # Padded frames are excluded by the masks, but NaN/inf there would still leak
+            # through 0 * NaN in attention; zero them.
+            x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
+        x = self.pos_encoding(self.input_proj(x))  # (B, T, D)
+        memory = self.encoder(x, src_key_padding_mask=padding_mask)  # (B, T, D)
+        query = self.class_query.expand(x.shape[0], -1, -1)  # (B, 1, D)
+        out = self.decoder(query, memory, memory_key_padding_mask=padding_mask)  # (B, 1, D)
+        return out[:, 0]  # (B, D)
+
+
+class SpoterEmbedding(nn.Module):
+    """SPOTER body + linear projection to a ``vector_length`` embedding (optionally unit length)."""
+
+    def __init__(self, config: SpoterConfig):
+        super().__init__()
+        self.config = config
+        self.body = SpoterBody(config)
+        self.head = nn.Linear(config.hidden_dim, config.vector_length)
+
+    def forward(self, landmarks: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, P, 2), (B, T) bool -> (B, vector_length)."""
+        e = self.head(self.body(landmarks, padding_mask))
+        if self.config.normalize_embeddings:
+            e = e / torch.sqrt(e.pow(2).sum(dim=-1, keepdim=True) + NORM_EPS)
+        return e
+
+
+class SpoterClassifier(nn.Module):
+    """SPOTER body + linear head to ``num_classes`` logits (the original SPOTER task)."""
+
+    def __init__(self, config: SpoterConfig):
+        super().__init__()
+        if config.num_classes < 1:
+            raise ValueError("SpoterClassifier needs config.num_classes >= 1")
+        self.config = config
+        self.body = SpoterBody(config)
+        self.head = nn.Linear(config.hidden_dim, config.num_classes)
+
+    def forward(self, landmarks: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, P, 2), (B, T) bool -> logits (B, num_classes)."""
+        return self.head(self.body(landmarks, padding_mask))
+
+
+def _as_config(config: dict | SpoterConfig) -> SpoterConfig:
+    if isinstance(config, SpoterConfig):
+        return config
+    if isinstance(config, dict):
+        return SpoterConfig.from_dict(config)
+    raise TypeError(f"model config must be a dict or SpoterConfig, got {type(config).__name__}")
+
+
+def build_model(config: dict | SpoterConfig) -> nn.Module:
+    """SpoterClassifier if ``config.classification`` else SpoterEmbedding.
+
+    A dict is typically ``checkpoint["model_config"]`` written from ``asdict(config)``.
+    """
+    cfg = _as_config(config)
+    return SpoterClassifier(cfg) if cfg.classification else SpoterEmbedding(cfg)
+
+
+def count_flops_per_sample(config: dict | SpoterConfig, frames: int) -> int:
+    """Analytic multiply-add count (MACs) of one forward pass for one clip of ``frames`` frames.
+
+    Counts matrix products only (projections, attention scores, attention-weighted sums,
+    feed-forward, heads); layer norms, softmax, activations, biases and the positional add
+    are O(T*D) and ignored. FLOPs are about twice this number. Padded frames cost the same
+    as real ones, so for a padded batch pass the padded length.
+    """
+    cfg = _as_config(config)
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    t, d, f = frames, cfg.hidden_dim, cfg.dim_feedforward
+    macs = 0
+    if d != cfg.frame_features:
+        macs += t * cfg.frame_features * d  # input projection
+    # Encoder layer: Q,K,V + output projections, scores QK^T and weights@V, feed-forward.
+    macs += cfg.num_encoder_layers * (4 * t * d * d + 2 * t * t * d + 2 * t * d * f)
+    # Decoder layer with ONE query token:
+    #   self-attention: Q,K,V,out projections of 1 token + 1x1 scores/sum
+    #   cross-attention: Q,out projections of 1 token, K,V projections of T memory frames,
+    #                    1xT scores and weighted sum
+    #   feed-forward of 1 token
+    per_dec = (4 * d * d + 2 * d) + (2 * d * d + 2 * t * d * d + 2 * t * d) + 2 * d * f
+    macs += cfg.num_decoder_layers * per_dec
+    macs += d * (cfg.num_classes if cfg.classification else cfg.vector_length)  # head
+    return macs
+
+
+__all__ = [
+    "SpoterConfig", "SpoterBody", "SpoterEmbedding", "SpoterClassifier", "build_model",
+    "count_flops_per_sample",
+]

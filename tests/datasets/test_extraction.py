@@ -1,0 +1,475 @@
+"""Tests for datasets/extraction.py: videos → raw Holistic landmarks.
+
+MediaPipe runs at ≈30 frames/s here, so the clips are short. Real pixels come from
+``../shared`` (a real signer) and Debian's ``opencv-doc`` (``messi5.jpg``: pose and both
+hands visible); tests needing them skip with the reason when absent.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from datasets import extraction, layout
+from datasets.errors import DataError, UsageError
+
+cv2 = pytest.importorskip("cv2")
+
+MESSI_FALLBACK = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")
+
+
+def find_messi() -> Path | None:
+    """``messi5.jpg`` from the opencv-doc package (asked from dpkg, else its usual place)."""
+    if shutil.which("dpkg"):
+        listing = subprocess.run(["dpkg", "-L", "opencv-doc"], capture_output=True, text=True, check=False).stdout
+        for line in listing.splitlines():
+            if line.endswith("/messi5.jpg") and Path(line).is_file():
+                return Path(line)
+    return MESSI_FALLBACK if MESSI_FALLBACK.is_file() else None
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
+    """Write BGR frames with OpenCV's mp4v encoder (the one PyPI OpenCV has)."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened(), f"cannot write {path}"
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def jittered(image: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``count`` copies of a photograph, each shifted by a few pixels (a still, hand-held camera)."""
+    height, width = image.shape[:2]
+    frames = []
+    for dx, dy in rng.integers(-3, 4, size=(count, 2)):
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        frames.append(cv2.warpAffine(image, shift, (width, height), borderMode=cv2.BORDER_REPLICATE))
+    return frames
+
+
+@pytest.fixture(scope="module")
+def messi_image() -> np.ndarray:
+    path = find_messi()
+    if path is None:
+        pytest.skip("messi5.jpg not found: install Debian package opencv-doc (bash scripts/setup_env.sh --test)")
+    return cv2.imread(str(path))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, messi_image) -> Path:
+    """A folder of short clips: messi (12 frames), blank (6 frames, nobody), sandwich (3 blank, 6 messi, 3 blank)."""
+    folder = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(7)
+    blank = np.full_like(messi_image, 127)
+    write_video(folder / "messi.mp4", jittered(messi_image, 12, rng))
+    write_video(folder / "blank.mp4", [blank] * 6)
+    write_video(folder / "sandwich.mp4", [blank] * 3 + jittered(messi_image, 6, rng) + [blank] * 3)
+    return folder
+
+
+def only(folder: Path, names: list[str], dest: Path) -> Path:
+    """A videos folder holding copies of just ``names`` from ``folder``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(folder / name, dest / name)
+    return dest
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def shares(raw: np.ndarray) -> np.ndarray:
+    """Frames with pose / left hand / right hand, counted naively point group by point group."""
+    counts = np.zeros(3, int)
+    for frame in raw:
+        points = frame.reshape(layout.NUM_RAW_POINTS, layout.NUM_COORDS)
+        groups = (points[:layout.NUM_POSE], points[layout.RAW_LEFT_HAND_OFFSET:layout.RAW_RIGHT_HAND_OFFSET],
+                  points[layout.RAW_RIGHT_HAND_OFFSET:])
+        counts += [int(np.any(g != 0)) for g in groups]
+    return counts
+
+
+# ------------------------------------------------------------------------ pure functions
+def fake_group(count: int, base: float):
+    points = [SimpleNamespace(x=base + i / 100, y=base + i / 1000, z=9.0) for i in range(count)]
+    return SimpleNamespace(landmark=points)
+
+
+def test_landmarks_to_vector_puts_each_group_in_its_raw_slot():
+    pose, right = fake_group(layout.NUM_POSE, 0.1), fake_group(layout.NUM_HAND, 0.5)
+    results = SimpleNamespace(pose_landmarks=pose, left_hand_landmarks=None, right_hand_landmarks=right,
+                              face_landmarks=fake_group(468, 0.9))
+    vector = extraction.landmarks_to_vector(results)
+    assert vector.shape == (layout.RAW_FEATURES,) and vector.dtype == np.float32
+    points = vector.reshape(layout.NUM_RAW_POINTS, layout.NUM_COORDS)
+    expected = np.zeros_like(points)
+    for i, p in enumerate(pose.landmark):
+        expected[layout.RAW_POSE_OFFSET + i] = (p.x, p.y)
+    for i, p in enumerate(right.landmark):
+        expected[layout.RAW_RIGHT_HAND_OFFSET + i] = (p.x, p.y)
+    np.testing.assert_array_equal(points, expected.astype(np.float32))
+    # the SPOTER mapping sees the right wrist and no left hand
+    spoter = layout.raw_to_spoter(vector)
+    np.testing.assert_allclose(spoter[layout.RIGHT_HAND_SLICE][0], (0.5, 0.5), rtol=1e-6)
+    assert layout.missing_mask(spoter[layout.LEFT_HAND_SLICE]).all()
+
+
+def test_landmarks_to_vector_with_real_protobuf_and_reused_buffer():
+    landmark_pb2 = pytest.importorskip("mediapipe.framework.formats.landmark_pb2")
+    hand = landmark_pb2.NormalizedLandmarkList()
+    for i in range(layout.NUM_HAND):
+        hand.landmark.add(x=i / 21, y=1 - i / 21)
+    buffer = np.full(layout.RAW_FEATURES, 7.0, np.float32)  # stale values must be cleared
+    results = SimpleNamespace(pose_landmarks=None, left_hand_landmarks=hand, right_hand_landmarks=None)
+    vector = extraction.landmarks_to_vector(results, out=buffer)
+    left = vector.reshape(-1, 2)[layout.RAW_LEFT_HAND_OFFSET:layout.RAW_RIGHT_HAND_OFFSET]
+    np.testing.assert_allclose(left[:, 0], np.arange(21) / 21, rtol=1e-6)
+    np.testing.assert_allclose(left[:, 1], 1 - np.arange(21) / 21, rtol=1e-6)
+    assert np.count_nonzero(vector) == np.count_nonzero(left)
+
+
+def test_landmarks_to_vector_refuses_wrong_point_count():
+    results = SimpleNamespace(pose_landmarks=fake_group(30, 0.1), left_hand_landmarks=None, right_hand_landmarks=None)
+    with pytest.raises(ValueError, match="expected 33"):
+        extraction.landmarks_to_vector(results)
+
+
+def test_list_videos_sorts_filters_and_names(tmp_path):
+    for name in ("b.MP4", "a.avi", "notes.txt", ".hidden.mp4", "sub/c.mov", "sub/deeper/d.webm", ".cache/e.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    assert extraction.list_videos(tmp_path) == ["a.avi", "b.MP4"]
+    found = extraction.list_videos(tmp_path, ["mp4", "mov", "webm", "avi"], recursive=True)
+    assert found == ["a.avi", "b.MP4", "sub/c.mov", "sub/deeper/d.webm"]
+    assert [extraction.video_id(f, True) for f in found] == ["a", "b", "sub__c", "sub__deeper__d"]
+    assert extraction.video_id("sub/c.mov", False) == "c"
+    with pytest.raises(UsageError, match="does not exist"):
+        extraction.list_videos(tmp_path / "missing")
+
+
+def test_parse_extensions():
+    assert extraction.parse_extensions(" mp4, .AVI,mp4 ") == ("mp4", "avi")
+    with pytest.raises(UsageError):
+        extraction.parse_extensions(" , ")
+
+
+def test_shards_cover_every_item_exactly_once():
+    items = [f"v{i:02d}" for i in range(11)]
+    for n in (1, 2, 3, 11, 15):
+        parts = [extraction.shard(items, n, i) for i in range(n)]
+        assert sorted(sum(parts, [])) == items
+        assert parts == [extraction.shard(items, n, i) for i in range(n)]  # deterministic
+    assert extraction.shard(items, 3, 1) == ["v01", "v04", "v07", "v10"]
+    for n, i in ((0, 0), (2, 2), (2, -1)):
+        with pytest.raises(UsageError):
+            extraction.shard(items, n, i)
+
+
+def test_load_trims_json_and_csv(tmp_path):
+    wlasl = [{"gloss": "book", "instances": [{"video_id": "v1", "frame_start": 5, "frame_end": 20},
+                                            {"video_id": "v2", "frame_start": 1, "frame_end": -1}]},
+             {"gloss": "drink", "instances": [{"video_id": "v3"}, {"video_id": "v1", "frame_start": 5, "frame_end": 20}]}]
+    (tmp_path / "index.json").write_text(json.dumps(wlasl))
+    assert extraction.load_trims(tmp_path / "index.json") == {"v1": (5, 20), "v2": (1, -1), "v3": (1, -1)}
+    (tmp_path / "index.csv").write_text("video_id,gloss,frame_start,frame_end\nv1,book,2,4\nv2,book,,\n")
+    assert extraction.load_trims(tmp_path / "index.csv") == {"v1": (2, 4), "v2": (1, -1)}
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("v1,book,0,4", "frame_start must be >= 1"),
+    ("v1,book,5,4", "frame_end must be -1 or >= frame_start"),
+    ("v1,book,1,4\nv1,book,2,4", "listed twice"),
+    ("v1,book,one,4", "integers"),
+])
+def test_load_trims_refuses_bad_rows(tmp_path, rows, message):
+    path = tmp_path / "index.csv"
+    path.write_text("video_id,gloss,frame_start,frame_end\n" + rows + "\n")
+    with pytest.raises(DataError, match=message):
+        extraction.load_trims(path)
+
+
+def test_unavailable_model_gives_one_clear_line(tmp_path, monkeypatch):
+    """Complexity 0 offline: mediapipe's download fails; no network is used here."""
+    monkeypatch.setattr(extraction, "pose_model_path", lambda c: tmp_path / extraction.POSE_MODELS[c])
+
+    def offline(complexity):
+        (tmp_path / extraction.POSE_MODELS[complexity]).write_bytes(b"partial")  # as a broken download would
+        raise urllib.error.URLError("Name or service not known")
+
+    with pytest.raises(extraction.ModelUnavailableError) as caught:
+        extraction.ensure_pose_model(0, download=offline)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "--model-complexity 0" in message and "pose_landmark_lite.tflite" in message
+    assert "Name or service not known" in message and "--model-complexity 1" in message
+    assert not (tmp_path / "pose_landmark_lite.tflite").exists()  # no partial model left behind
+    (tmp_path / "pose_landmark_heavy.tflite").write_bytes(b"model")
+    assert extraction.ensure_pose_model(2, download=offline) == tmp_path / "pose_landmark_heavy.tflite"
+    with pytest.raises(UsageError, match="one of"):
+        extraction.ensure_pose_model(3)
+
+
+def test_bundled_model_is_present():
+    assert extraction.ensure_pose_model(1, download=pytest.fail) == extraction.pose_model_path(1)
+
+
+def test_merge_shards_refuses_missing_and_duplicate(tmp_path):
+    header = ",".join(extraction.MANIFEST_COLUMNS)
+    row = "v1,10,25.0,4,4,1.0,0.0,0.0,0.4,1,-1"
+    (tmp_path / "manifest-0-of-2.csv").write_text(f"{header}\n{row}\n")
+    (tmp_path / "failures-0-of-2.csv").write_text("video,reason\n")
+    with pytest.raises(UsageError, match="missing manifest-1-of-2.csv, failures-1-of-2.csv|missing manifest-1-of-2.csv"):
+        extraction.merge_shards(tmp_path)
+    (tmp_path / "manifest-1-of-2.csv").write_text(f"{header}\n{row}\n")
+    (tmp_path / "failures-1-of-2.csv").write_text("video,reason\n")
+    with pytest.raises(DataError, match="also in shard 0"):
+        extraction.merge_shards(tmp_path)
+    (tmp_path / "manifest-1-of-3.csv").write_text(f"{header}\n")
+    with pytest.raises(UsageError, match="different shard counts"):
+        extraction.merge_shards(tmp_path)
+
+
+# ------------------------------------------------------------------------ with MediaPipe
+def test_real_signer_video(shared_dir, tmp_path):
+    video = shared_dir / "data" / "video" / "test_video.mp4"
+    if not video.is_file():
+        pytest.skip(f"{video} not found")
+    folder = only(video.parent, [video.name], tmp_path / "videos")
+    summary = extraction.extract_landmarks(folder, tmp_path / "out", workers=0, progress=False)
+    assert summary.extracted == ["test_video"] and not summary.failures
+    raw = np.load(tmp_path / "out" / "test_video.npy", allow_pickle=False)
+    assert raw.dtype == np.float32 and raw.shape == (58, layout.RAW_FEATURES)
+    pose, left, right = shares(raw)
+    assert pose >= 55 and right >= 15
+    (row,) = read_csv(tmp_path / "out" / "manifest.csv")
+    assert row["video"] == "test_video" and int(row["frames"]) == 58
+    assert float(row["pose_share"]) == pytest.approx(pose / 58, abs=1e-4)
+    assert float(row["right_hand_share"]) == pytest.approx(right / 58, abs=1e-4)
+    assert float(row["seconds"]) == pytest.approx(58 / float(row["fps"]), abs=1e-2)
+
+
+def test_photo_clip_finds_pose_and_both_hands_and_bad_files_are_skipped(clips, tmp_path):
+    good = only(clips, ["messi.mp4"], tmp_path / "good")
+    alone = extraction.extract_landmarks(good, tmp_path / "alone", workers=0, progress=False)
+    raw = np.load(tmp_path / "alone" / "messi.npy", allow_pickle=False)
+    assert raw.shape == (12, layout.RAW_FEATURES) and raw.dtype == np.float32
+    assert (shares(raw) >= 0.8 * len(raw)).all()
+    assert alone.failures == []
+
+    mixed = only(clips, ["messi.mp4"], tmp_path / "mixed")
+    (mixed / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(20_000))
+    (mixed / "empty.mp4").write_bytes(b"")
+    summary = extraction.extract_landmarks(mixed, tmp_path / "out", workers=2, progress=False)
+    assert summary.extracted == ["messi"]
+    assert [video for video, _ in summary.failures] == ["empty", "noise"]
+    failures = read_csv(tmp_path / "out" / "failures.csv")
+    assert [f["video"] for f in failures] == ["empty", "noise"]
+    assert "empty file" in failures[0]["reason"] and "noise.mp4" in failures[1]["reason"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.npy")) == ["messi.npy"]
+    # byte-identical to the run without bad files (which ran in-process, not in a worker pool)
+    assert (tmp_path / "out" / "messi.npy").read_bytes() == (tmp_path / "alone" / "messi.npy").read_bytes()
+    assert read_csv(tmp_path / "out" / "manifest.csv") == read_csv(tmp_path / "alone" / "manifest.csv")
+
+
+def test_truncated_video_is_reported(clips, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    data = (clips / "messi.mp4").read_bytes()
+    # mp4v files keep their index at the end: cutting it loses the index
+    (folder / "cut.mp4").write_bytes(data[: len(data) // 2])
+    summary = extraction.extract_landmarks(folder, tmp_path / "out", workers=0, progress=False)
+    assert [v for v, _ in summary.failures] == ["cut"] and not (tmp_path / "out" / "cut.npy").exists()
+
+
+def test_truncated_stream_detected_by_declared_frame_count(shared_dir, tmp_path):
+    """A file whose index survives but whose frames are cut decodes fewer frames than declared."""
+    video = shared_dir / "data" / "video" / "test_video.mp4"
+    if not video.is_file():
+        pytest.skip(f"{video} not found")
+    data = video.read_bytes()
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "cut.mp4").write_bytes(data[: int(len(data) * 0.3)])
+    summary = extraction.extract_landmarks(folder, tmp_path / "out", workers=0, progress=False)
+    (video_id, reason), = summary.failures
+    assert video_id == "cut" and "truncated" in reason and "of the 58 frames" in reason
+
+
+def test_video_without_person_is_written_and_flagged(clips, tmp_path):
+    folder = only(clips, ["blank.mp4"], tmp_path / "videos")
+    summary = extraction.extract_landmarks(folder, tmp_path / "out", workers=0, progress=False)
+    assert summary.failures == [] and summary.no_person == ["blank"]
+    raw = np.load(tmp_path / "out" / "blank.npy", allow_pickle=False)
+    assert raw.shape == (6, layout.RAW_FEATURES) and not raw.any()
+    (row,) = read_csv(tmp_path / "out" / "manifest.csv")
+    assert float(row["pose_share"]) == 0.0
+
+
+def test_index_trims_frames(clips, tmp_path):
+    """sandwich.mp4 = 3 blank, 6 messi, 3 blank frames; a range off by one would show in pose_share."""
+    folder = only(clips, ["sandwich.mp4"], tmp_path / "videos")
+    full = extraction.extract_landmarks(folder, tmp_path / "full", workers=0, progress=False)
+    assert full.extracted == ["sandwich"]
+    whole = np.load(tmp_path / "full" / "sandwich.npy", allow_pickle=False)
+    assert (np.any(whole != 0, axis=1) == np.repeat([False, True, False], [3, 6, 3])).all()
+    cases = [((4, 9), 6, 1.0, slice(3, 9)), ((3, 8), 6, 5 / 6, slice(2, 8)), ((4, -1), 9, 6 / 9, slice(3, 12))]
+    for k, ((start, end), frames, pose_share, rows) in enumerate(cases):
+        index = tmp_path / f"index{k}.json"
+        index.write_text(json.dumps([{"gloss": "x", "instances": [
+            {"video_id": "sandwich", "frame_start": start, "frame_end": end}]}]))
+        out = tmp_path / f"out{k}"
+        extraction.extract_landmarks(folder, out, workers=0, index=index, progress=False)
+        raw = np.load(out / "sandwich.npy", allow_pickle=False)
+        assert raw.shape == (frames, layout.RAW_FEATURES)
+        # blank frames leave MediaPipe without state, so the trimmed run equals the slice
+        np.testing.assert_array_equal(raw, whole[rows])
+        (row,) = read_csv(out / "manifest.csv")
+        assert float(row["pose_share"]) == pytest.approx(pose_share, abs=1e-4)
+        assert (int(row["frame_start"]), int(row["frame_end"])) == (start, end)
+    index = tmp_path / "late.csv"
+    index.write_text("video_id,gloss,frame_start,frame_end\nsandwich,x,40,50\n")
+    late = extraction.extract_landmarks(folder, tmp_path / "late", workers=0, index=index, progress=False)
+    assert "index starts at frame 40 but the video has only 12 frames" in late.failures[0][1]
+
+
+def test_rerun_skips_complete_outputs_and_redoes_damaged_ones(clips, tmp_path):
+    folder = only(clips, ["messi.mp4", "blank.mp4", "sandwich.mp4"], tmp_path / "videos")
+    out = tmp_path / "out"
+    first = extraction.extract_landmarks(folder, out, workers=0, progress=False)
+    reference = {p.name: p.read_bytes() for p in out.glob("*.npy")}
+    manifest = (out / "manifest.csv").read_bytes()
+    again = extraction.extract_landmarks(folder, out, workers=0, progress=False)
+    assert again.extracted == [] and sorted(again.skipped) == sorted(first.extracted)
+    # damage: a truncated .npy, a .npy with the wrong frame count, a lost record
+    (out / "messi.npy").write_bytes(reference["messi.npy"][:500])
+    np.save(out / "blank.npy", np.zeros((5, layout.RAW_FEATURES), np.float32))
+    (out / extraction.RECORDS_DIR / "sandwich.json").unlink()
+    redo = extraction.extract_landmarks(folder, out, workers=0, progress=False)
+    assert redo.extracted == ["blank", "messi", "sandwich"]
+    assert {p.name: p.read_bytes() for p in out.glob("*.npy")} == reference
+    assert (out / "manifest.csv").read_bytes() == manifest
+    # other settings are not "complete": a different trim redoes the video
+    index = tmp_path / "index.csv"
+    index.write_text("video_id,gloss,frame_start,frame_end\nmessi,x,2,5\n")
+    trimmed = extraction.extract_landmarks(folder, out, workers=0, index=index, progress=False)
+    assert trimmed.extracted == ["messi"] and trimmed.not_in_index == ["blank", "sandwich"]
+    assert np.load(out / "messi.npy", allow_pickle=False).shape == (4, layout.RAW_FEATURES)
+
+
+def test_overwrite_and_name_collisions(clips, tmp_path):
+    folder = only(clips, ["messi.mp4"], tmp_path / "videos")
+    shutil.copy(clips / "blank.mp4", folder / "messi.avi")  # same id "messi"
+    out = tmp_path / "out"
+    summary = extraction.extract_landmarks(folder, out, workers=0, progress=False)
+    assert summary.extracted == ["messi"]
+    ((video, reason),) = summary.failures
+    assert video == "messi" and "messi.mp4: output name messi.npy is already used by messi.avi" in reason
+    assert np.load(out / "messi.npy", allow_pickle=False).shape == (6, layout.RAW_FEATURES)  # messi.avi won
+    again = extraction.extract_landmarks(folder, out, workers=0, overwrite=True, progress=False,
+                                         extensions="mp4")
+    assert again.extracted == ["messi"] and again.skipped == []
+    assert np.load(out / "messi.npy", allow_pickle=False).shape == (12, layout.RAW_FEATURES)
+
+
+def test_recursive_names_and_shards(clips, tmp_path):
+    folder = tmp_path / "videos"
+    for sub in ("hello", "bye"):
+        only(clips, ["messi.mp4", "blank.mp4"], folder / sub)
+    out = tmp_path / "out"
+    ids = set()
+    for i in range(2):
+        summary = extraction.extract_landmarks(folder, out, workers=0, recursive=True, num_shards=2, shard_index=i,
+                                               progress=False)
+        assert summary.manifest.name == f"manifest-{i}-of-2.csv" and summary.videos == 2
+        assert not ids & set(summary.extracted)
+        ids |= set(summary.extracted)
+    assert ids == {"bye__blank", "bye__messi", "hello__blank", "hello__messi"}
+    merged = extraction.merge_shards(out)
+    assert (merged.videos, merged.failures) == (4, 0)
+    assert [r["video"] for r in read_csv(out / "manifest.csv")] == sorted(ids)
+
+
+def test_missing_folder_and_empty_folder_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        extraction.extract_landmarks(tmp_path / "nope", tmp_path / "out", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="no videos with extensions mp4,avi,mov,mkv,webm"):
+        extraction.extract_landmarks(tmp_path / "empty", tmp_path / "out", progress=False)
+    with pytest.raises(UsageError, match="--workers"):
+        extraction.extract_landmarks(tmp_path / "empty", tmp_path / "out", workers=-1, progress=False)
+
+
+def spawned_workers() -> list[int]:
+    """Pids of this process's multiprocessing spawn children (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == os.getpid() and b"spawn_main" in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_dying_workers_lose_no_other_video(clips, messi_image, tmp_path, caplog):
+    """SIGKILL a worker mid-run, then the single worker that retries its videos.
+
+    The first death only costs a retry; the second pins the video being processed then,
+    which is reported as failed, and every other video is extracted as usual.
+    """
+    if not Path("/proc/self/stat").is_file():
+        pytest.skip("needs /proc to find the worker processes")
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for k in range(4):
+        write_video(folder / f"long{k}.mp4", jittered(messi_image, 30, rng))
+    reference = extraction.extract_landmarks(folder, tmp_path / "reference", workers=0, progress=False)
+    out = tmp_path / "out"
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.update(summary=extraction.extract_landmarks(
+        folder, out, workers=2, progress=False)))
+    runner.start()
+    killed, first_pool = [], set()
+    while runner.is_alive() and len(killed) < 2:
+        workers = set(spawned_workers())
+        target = (min(workers) if workers and any(out.glob("*.npy")) else None) if not killed \
+            else min(workers - first_pool, default=None)
+        if target is not None:
+            first_pool |= workers
+            os.kill(target, signal.SIGKILL)
+            killed.append(target)
+        time.sleep(0.02)
+    runner.join(timeout=600)
+    summary = result["summary"]
+    if len(killed) < 2:
+        pytest.skip(f"the run finished before two workers could be killed (killed {len(killed)})")
+    assert "a worker process died; retrying its" in caplog.text
+    # the second kill normally hits the retrying worker mid-video; it can also land just
+    # after its last video, when there is nothing left to blame
+    assert len(summary.failures) <= 1, summary.failures
+    for culprit, reason in summary.failures:
+        assert "the worker process died while processing it" in reason
+        assert not (out / f"{culprit}.npy").exists()
+    failed = {v for v, _ in summary.failures}
+    assert summary.extracted == [v for v in reference.extracted if v not in failed]
+    for name in summary.extracted:
+        assert (out / f"{name}.npy").read_bytes() == (tmp_path / "reference" / f"{name}.npy").read_bytes()

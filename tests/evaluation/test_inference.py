@@ -1,0 +1,83 @@
+"""Embedding through a checkpoint: its own preprocessing, the untrained twin, detection checks."""
+import numpy as np
+import pytest
+import torch
+
+from datasets import layout
+from datasets.errors import DataError
+from datasets.loading import load_sequence_set
+from datasets.torch_data import SignDataset
+from evaluation.embedding import embed_dataset
+from evaluation.inference import NoDetectionError, check_detections, load_embedder, untrained_twin
+from models.spoter import build_model
+from training.checkpoint import load_checkpoint, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def val_set(tiny_synthetic_dataset):
+    return load_sequence_set(tiny_synthetic_dataset / "tiny_val.csv", cache=False)
+
+
+def test_embeddings_use_the_checkpoint_preprocessing(tiny_checkpoint, val_set):
+    embedder = load_embedder(tiny_checkpoint)
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    model = build_model(checkpoint["model_config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    norm = checkpoint["normalization"]
+    direct = embed_dataset(model, SignDataset(val_set, None, norm["body"], norm["hands"], norm["max_frames"],
+                                              norm["resample_frames"] or None))
+    np.testing.assert_allclose(embedder.embed(val_set), direct, rtol=1e-5, atol=1e-6)
+    assert embedder.embed(val_set).shape == (len(val_set), embedder.embedding_dim) == (len(val_set), 16)
+
+
+def test_stored_normalization_wins_over_defaults(tiny_checkpoint, val_set, tmp_path):
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    checkpoint["normalization"] = {**checkpoint["normalization"], "body": "spoter", "max_frames": 10}
+    save_checkpoint(tmp_path / "spoter.pth", checkpoint)
+    changed = load_embedder(tmp_path / "spoter.pth")
+    dataset = changed.dataset(val_set)
+    assert dataset.normalization == "spoter" and dataset.max_frames == 10
+    assert len(dataset[0][0]) <= 10
+    assert not np.allclose(changed.embed(val_set), load_embedder(tiny_checkpoint).embed(val_set))
+
+
+def test_untrained_twin_is_the_seeded_initialisation(tiny_checkpoint, val_set):
+    trained = load_embedder(tiny_checkpoint)
+    state = torch.get_rng_state()
+    twin = untrained_twin(trained)
+    assert torch.equal(torch.get_rng_state(), state)            # the caller's RNG is left alone
+    torch.manual_seed(trained.config.seed)
+    reference = build_model(trained.model.config)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, twin.model.state_dict()[key]), key
+    assert twin.digest == untrained_twin(trained).digest != trained.digest
+    assert twin.name == "untrained" and load_embedder(tiny_checkpoint, untrained=True).digest == twin.digest
+    assert not np.allclose(twin.embed(val_set), trained.embed(val_set))
+
+
+def test_embed_raw_equals_embedding_the_loaded_set(tiny_checkpoint, tiny_synthetic_dataset):
+    embedder = load_embedder(tiny_checkpoint)
+    folder = load_sequence_set(tiny_synthetic_dataset, split="val", cache=False)
+    raws = [np.load(tiny_synthetic_dataset / "landmarks" / f"{v}.npy") for v in folder.video_ids[:5]]
+    np.testing.assert_allclose(embedder.embed_raw(raws), embedder.embed(folder.subset(np.arange(5))), atol=1e-6)
+
+
+def test_bad_checkpoints_give_one_line_errors(tmp_path, tiny_checkpoint):
+    with pytest.raises(DataError, match="checkpoint not found"):
+        load_embedder(tmp_path / "missing.pth")
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    checkpoint["config"] = {**checkpoint["config"], "not_a_field": 1}
+    save_checkpoint(tmp_path / "odd.pth", checkpoint)
+    with pytest.raises(DataError, match="config is not usable.*not_a_field"):
+        load_embedder(tmp_path / "odd.pth")
+
+
+def test_detection_check():
+    raw = np.zeros((4, layout.RAW_FEATURES), np.float32)
+    with pytest.raises(NoDetectionError, match="clip: no person detected in any of its 4 frames"):
+        check_detections(raw, "clip")
+    raw[:, :layout.NUM_POSE * 2] = 0.5                     # a body, no hands
+    with pytest.raises(NoDetectionError, match="no hands detected"):
+        check_detections(raw, "clip")
+    raw[2, layout.RAW_RIGHT_HAND_OFFSET * 2:] = 0.4        # one hand in one frame is enough
+    check_detections(raw, "clip")

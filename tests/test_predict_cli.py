@@ -1,0 +1,126 @@
+"""``predict.py``: landmark files, folders and videos against a gallery; one-line errors."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import predict
+from datasets import layout
+from datasets.loading import load_sequence_set
+from entrypoint import run_cli
+from evaluation.gallery import build_gallery
+from evaluation.inference import load_embedder
+
+
+@pytest.fixture(scope="module")
+def gallery_file(tiny_checkpoint, tiny_synthetic_dataset, tmp_path_factory) -> Path:
+    sequences = load_sequence_set(tiny_synthetic_dataset, cache=False)
+    path = tmp_path_factory.mktemp("gallery") / "gallery.npz"
+    build_gallery(load_embedder(tiny_checkpoint), sequences).save(path)
+    return path
+
+
+def run(argv, capsys):
+    status = run_cli(predict.main, argv)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def index_rows(folder: Path) -> dict[str, str]:
+    lines = (folder / "index.csv").read_text().splitlines()[1:]
+    return {line.split(",")[0]: line.split(",")[1] for line in lines}
+
+
+def test_landmark_file_prints_five_glosses_with_distances(tiny_checkpoint, tiny_synthetic_dataset, gallery_file, capsys):
+    video_id, gloss = next(iter(index_rows(tiny_synthetic_dataset).items()))
+    clip = tiny_synthetic_dataset / "landmarks" / f"{video_id}.npy"
+    status, out, err = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(gallery_file), str(clip)], capsys)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(str(clip))
+    ranked = [line.split() for line in lines[1:]]
+    assert [r[0] for r in ranked] == ["1.", "2.", "3.", "4.", "5."]
+    assert ranked[0][1] == gloss and float(ranked[0][2]) < 1e-3     # the clip itself is in the gallery
+    assert len({r[1] for r in ranked}) == 5                        # five different glosses
+    distances = [float(r[2]) for r in ranked]
+    assert distances == sorted(distances)
+
+
+def test_folder_and_json_output(tiny_checkpoint, tiny_synthetic_dataset, gallery_file, tmp_path, capsys):
+    rows = list(index_rows(tiny_synthetic_dataset).items())[:3]
+    for video_id, _ in rows:
+        shutil.copy(tiny_synthetic_dataset / "landmarks" / f"{video_id}.npy", tmp_path)
+    (tmp_path / "notes.txt").write_text("ignored")
+    status, out, err = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(gallery_file), str(tmp_path),
+                            "--json", "--top-k", "3"], capsys)
+    assert status == 0, err
+    predictions = json.loads(out)["predictions"]
+    assert [Path(p["input"]).stem for p in predictions] == sorted(v for v, _ in rows)
+    truth = dict(rows)
+    for p in predictions:
+        assert len(p["top"]) == 3 and p["top"][0]["gloss"] == truth[Path(p["input"]).stem]
+        assert p["frames"] > 0
+
+
+def test_bad_inputs_are_reported_and_the_rest_still_run(tiny_checkpoint, tiny_synthetic_dataset, gallery_file,
+                                                        tmp_path, capsys):
+    nobody = tmp_path / "nobody.npy"
+    np.save(nobody, np.zeros((10, layout.RAW_FEATURES), np.float32))
+    no_hands = tmp_path / "no_hands.npy"
+    body_only = np.zeros((10, layout.RAW_FEATURES), np.float32)
+    body_only[:, :layout.NUM_POSE * 2] = 0.5
+    np.save(no_hands, body_only)
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((10, 7), np.float32))
+    good = tiny_synthetic_dataset / "landmarks" / f"{next(iter(index_rows(tiny_synthetic_dataset)))}.npy"
+    status, out, err = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(gallery_file), str(nobody),
+                            str(no_hands), str(wrong), str(good)], capsys)
+    assert status == 1
+    errors = err.strip().splitlines()
+    assert errors == [f"error: {nobody}: no person detected in any of its 10 frames",
+                      f"error: {no_hands}: no hands detected in any of its 10 frames (the signer's hands must be visible)",
+                      f"error: {wrong}: expected shape (frames, 150), got (10, 7)"]
+    assert out.startswith(str(good)) and "5." in out
+
+
+def test_gallery_of_other_weights_is_refused(tiny_checkpoint, tiny_synthetic_dataset, tmp_path, capsys):
+    other = tmp_path / "untrained.npz"
+    sequences = load_sequence_set(tiny_synthetic_dataset / "tiny_val.csv", cache=False)
+    build_gallery(load_embedder(tiny_checkpoint, untrained=True), sequences).save(other)
+    clip = next((tiny_synthetic_dataset / "landmarks").glob("*.npy"))
+    status, _, err = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(other), str(clip)], capsys)
+    assert status == 1 and "built with other weights" in err and len(err.strip().splitlines()) == 1
+    status, out, _ = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(other), str(clip),
+                          "--allow-model-mismatch"], capsys)
+    assert status == 0 and "1." in out
+
+
+def test_usage_errors(tiny_checkpoint, gallery_file, tmp_path, capsys):
+    status, _, err = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(gallery_file), str(tmp_path)], capsys)
+    assert status == 2 and "holds no .npy landmark or video" in err
+    status, _, err = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(tmp_path / "g.npz"), "x.npy"], capsys)
+    assert status == 1 and "gallery file not found" in err
+
+
+@pytest.mark.slow
+def test_real_video_and_a_video_without_anyone(tiny_checkpoint, gallery_file, shared_dir, tmp_path, capsys):
+    cv2 = pytest.importorskip("cv2")
+    video = shared_dir / "data" / "video" / "test_video.mp4"
+    if not video.is_file():
+        pytest.skip(f"{video} not found")
+    empty = tmp_path / "empty_room.mp4"
+    writer = cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"mp4v"), 25, (160, 120))
+    for i in range(8):
+        writer.write(np.full((120, 160, 3), 30 * i, np.uint8))
+    writer.release()
+    status, out, err = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(gallery_file), str(video),
+                            str(empty), "--json"], capsys)
+    assert status == 1
+    assert err.strip().splitlines() == [f"error: {empty}: no person detected in any of its 8 frames"]
+    first = json.loads(out)["predictions"][0]
+    assert first["input"] == str(video) and first["frames"] > 10
+    assert len(first["top"]) == 5 and all(np.isfinite(t["distance"]) for t in first["top"])

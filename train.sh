@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Train a SPOTER embedding model.
+#   ./train.sh                      short run on the built-in synthetic sign data (generated when missing)
+#   ./train.sh --epochs 50 ...      the same with flags overridden (later flags win)
+#   ./train.sh --training_set_path WLASL100_train.csv --validation_set_path WLASL100_val.csv ...
+# Environment: PYTHON (interpreter), DATA_DIR (built-in data folder), TRAIN_ARGS (extra flags).
+set -euo pipefail
+cd "$(dirname "$0")"
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+DATA_DIR="${DATA_DIR:-data/builtin}"
+DEFAULTS=(--experiment_name builtin --epochs 12 --batch_size 32 --samples_per_class 4 --lr 3e-4
+          --optimizer ADAM --augmentations_prob 0.5 --eval_every 3)
+case " $* " in
+  *" --training_set_path"*) ;;
+  *)
+    if [ ! -f "$DATA_DIR/builtin_train.csv" ]; then
+      "$PYTHON" -m datasets.synthetic --output "$DATA_DIR"
+    fi
+    DEFAULTS+=(--training_set_path "$DATA_DIR/builtin_train.csv" --validation_set_path "$DATA_DIR/builtin_val.csv")
+    ;;
+esac
+# shellcheck disable=SC2086
+exec "$PYTHON" train.py "${DEFAULTS[@]}" ${TRAIN_ARGS:-} "$@"

@@ -1,0 +1,47 @@
+"""Command-line parsing for ``train.py``: every TrainConfig field is a flag (published names kept)."""
+from __future__ import annotations
+
+import argparse
+import json
+import typing
+from dataclasses import fields
+
+from training.config import TrainConfig
+
+HELP = {
+    "hard_triplet_mining": "in_batch = batch-all mining (published), batch_hard = hardest positive/negative per "
+                           "anchor, None = batch-all without easy-triplet filtering",
+    "positional_encoding": "learned (per frame, default), sinusoidal, or single (the published single vector: "
+                           "blind to frame order)",
+    "training_set_path": "SPOTER CSV, or a landmark folder with index.json/index.csv",
+    "validation_set_path": "SPOTER CSV or landmark folder; empty = no validation",
+    "tracker": "local (files under out_dir), clearml, or none (= local files only)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train a SPOTER embedding (or classification) model.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", help="JSON file with config values (command-line flags override it)")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    hints = typing.get_type_hints(TrainConfig)
+    for field in fields(TrainConfig):
+        kind = hints[field.name]
+        flag = f"--{field.name}"
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP.get(field.name))
+        else:
+            parser.add_argument(flag, type=kind, default=None, metavar=kind.__name__.upper(),
+                                help=(HELP.get(field.name, "") + f" (default: {field.default})").strip())
+    return parser
+
+
+def config_from_args(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    values = {}
+    if args.config:
+        with open(args.config, encoding="utf-8") as handle:
+            values.update(json.load(handle))
+    values.update({f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None})
+    return TrainConfig.from_dict(values), args

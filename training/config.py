@@ -1,0 +1,116 @@
+"""Training configuration: one typed dataclass, saved into checkpoints as a plain dict."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class TrainConfig:
+    # --- experiment
+    experiment_name: str = "spoter_embeddings"
+    seed: int = 42
+    out_dir: str = "out-checkpoints"
+    tracker: str = "local"                 # local | clearml | none
+    resume: bool = False
+    # --- data
+    dataset_loader: str = "local"          # local | clearml
+    dataset_name: str = ""
+    dataset_project: str = "spoter_embeddings"
+    training_set_path: str = "data/builtin/builtin_train.csv"
+    validation_set_path: str = ""               # empty = no validation set
+    train_split: str = "train"             # used when a path is a landmark folder
+    val_split: str = ""                    # "" = "val" if present, else "test"
+    num_workers: int = 0
+    sampler: str = "pk"                    # pk | random
+    samples_per_class: int = 4             # K of the P×K sampler (P = batch_size // K)
+    max_frames: int = 256                  # longer clips are resampled down to this
+    resample_frames: int = 0               # > 0: every clip resampled to this length
+    normalization: str = "centered"        # centered | spoter | none
+    augmentations_prob: float = 0.5
+    augmentation_strength: float = 1.0
+    mirror_prob: float = 0.0
+    gaussian_mean: float = 0.0
+    gaussian_std: float = 0.001
+    # --- model
+    classification_model: bool = False
+    num_classes: int = 100
+    hidden_dim: int = 108
+    num_heads: int = 9
+    num_encoder_layers: int = 6
+    num_decoder_layers: int = 6
+    dim_feedforward: int = 2048
+    vector_length: int = 32
+    dropout: float = 0.1
+    normalize_embeddings: bool = False
+    positional_encoding: str = "learned"   # learned | sinusoidal | single
+    # --- loss and mining
+    hard_triplet_mining: str = "in_batch"  # in_batch (batch-all) | batch_hard | None (no mining: batch-all, unfiltered)
+    triplet_loss_margin: float = 1.0
+    filter_easy_triplets: bool = False
+    distance: str = "euclidean"            # euclidean | cosine
+    start_mining_hard: int = -1            # epoch from which batches are regrouped hard; -1 = never
+    hard_mining_pre_batch_multipler: int = 16
+    hard_mining_pre_batch_mining_count: int = 5
+    hard_mining_scheduler_triplets_threshold: float = 0.0
+    # --- optimisation
+    epochs: int = 20
+    epoch_iters: int = -1                  # batches per epoch; -1 = one pass over the training set
+    batch_size: int = 32
+    optimizer: str = "ADAM"                # SGD | ADAM
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    scheduler_factor: float = 0.5
+    scheduler_patience: int = 5
+    scheduler_warmup: int = 0              # epochs of linear warm-up
+    grad_clip: float = 1.0
+    # --- evaluation, checkpoints
+    eval_every: int = 1
+    save_checkpoints_every: int = 0        # also keep epoch_<n>.pth every n epochs; 0 = only best and last
+    plot_every: int = 0                    # t-SNE scatter of validation embeddings every n epochs; 0 = last only
+    device: str = "auto"                   # auto | cpu | cuda | cuda:N
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    def check(self) -> None:
+        """Refuse settings that cannot work, before any data is loaded."""
+        from datasets.errors import UsageError
+        positive = ("epochs", "batch_size", "vector_length", "hidden_dim", "num_heads", "samples_per_class", "max_frames")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name} must be at least 1 (got {getattr(self, name)})")
+        if self.batch_size < 2:
+            raise UsageError(f"--batch_size must be at least 2 for triplets (got {self.batch_size})")
+        if self.lr <= 0:
+            raise UsageError(f"--lr must be positive (got {self.lr})")
+        if not 0 <= self.augmentations_prob <= 1 or not 0 <= self.mirror_prob <= 1:
+            raise UsageError("--augmentations_prob and --mirror_prob must be between 0 and 1")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"--dropout must be in [0, 1) (got {self.dropout})")
+        choices = {"sampler": ("pk", "random"), "optimizer": ("SGD", "ADAM", "sgd", "adam"),
+                   "normalization": ("centered", "spoter", "none"), "distance": ("euclidean", "cosine"),
+                   "positional_encoding": ("learned", "sinusoidal", "single"), "tracker": ("local", "clearml", "none"),
+                   "dataset_loader": ("local", "clearml"),
+                   "hard_triplet_mining": ("in_batch", "batch_hard", "None", "none")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise UsageError(f"--{name} {getattr(self, name)!r}: choose one of {', '.join(allowed)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def model_config(self, num_classes: int) -> dict:
+        """The model's own config (models.spoter.SpoterConfig fields)."""
+        return {
+            "hidden_dim": self.hidden_dim, "num_heads": self.num_heads,
+            "num_encoder_layers": self.num_encoder_layers, "num_decoder_layers": self.num_decoder_layers,
+            "dim_feedforward": self.dim_feedforward, "dropout": self.dropout,
+            "vector_length": self.vector_length, "normalize_embeddings": self.normalize_embeddings,
+            "positional_encoding": self.positional_encoding, "max_frames": max(self.max_frames, self.resample_frames, 1),
+            "classification": self.classification_model, "num_classes": num_classes,
+        }

@@ -1,0 +1,74 @@
+"""Building the training and validation data from a config."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from augmentations import spoter_augmentations
+from datasets.errors import DataError, UsageError
+from datasets.sequences import SequenceSet
+from datasets.torch_data import SignDataset
+from training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingData:
+    train: SequenceSet
+    val: SequenceSet | None
+    label_names: list[str]
+
+
+def _load(path: str, split: str | None, config: TrainConfig) -> SequenceSet:
+    from datasets.loading import load_sequence_set
+    if config.dataset_loader == "clearml":
+        from clearml import Dataset
+        folder = Dataset.get(dataset_name=config.dataset_name, dataset_project=config.dataset_project).get_local_copy()
+        path = str(Path(folder) / path)
+    source = Path(path)
+    if not source.exists():
+        raise DataError(f"{path}: dataset not found")
+    return load_sequence_set(source, split=split if source.is_dir() else None, progress=True)
+
+
+def load_training_data(config: TrainConfig) -> TrainingData:
+    train = _load(config.training_set_path, config.train_split, config)
+    if len(train) == 0:
+        raise DataError(f"{config.training_set_path}: no training samples")
+    val = None
+    if config.validation_set_path:
+        val_split = config.val_split or None
+        if val_split is None and Path(config.validation_set_path).is_dir():
+            from datasets.loading import load_sequence_set
+            every = load_sequence_set(Path(config.validation_set_path))
+            val_split = "val" if "val" in set(every.splits) else "test"
+        val = _load(config.validation_set_path, val_split, config)
+        names = train.label_names + [n for n in val.label_names if n not in set(train.label_names)]
+        val = val.with_label_names(names)
+        train = train.with_label_names(names)
+    return TrainingData(train, val, train.label_names)
+
+
+def build_train_dataset(data: TrainingData, config: TrainConfig) -> SignDataset:
+    transform = spoter_augmentations(config.augmentations_prob, config.gaussian_mean, config.gaussian_std,
+                                     config.mirror_prob, config.augmentation_strength)
+    return SignDataset(data.train, transform, config.normalization, max_frames=config.max_frames,
+                       resample_to=config.resample_frames or None, seed=config.seed)
+
+
+def build_eval_dataset(sequences: SequenceSet, config: TrainConfig) -> SignDataset:
+    return SignDataset(sequences, None, config.normalization, max_frames=config.max_frames,
+                       resample_to=config.resample_frames or None, seed=config.seed)
+
+
+def check_batching(data: TrainingData, config: TrainConfig) -> None:
+    """Fail early, with the numbers, when the batch settings cannot work on this data."""
+    if config.batch_size > len(data.train):
+        raise UsageError(f"--batch_size {config.batch_size} is larger than the training set ({len(data.train)} samples)")
+    counts = np.bincount(data.train.labels)
+    if (counts >= 2).sum() < 2 and not config.classification_model:
+        raise UsageError("triplet training needs at least 2 classes with 2 or more samples each")

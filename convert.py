@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "validated against PyTorch, with a model.json describing inputs, layout and normalisation.")
     parser.add_argument("-c", "--checkpoint", required=True, help="checkpoint (.pth) written by train.py")
     parser.add_argument("--output-folder", required=True, help="folder for model.onnx, model.json, ...")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or newer (default 17)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 to 22 (default 17)")
     parser.add_argument("--tflite", action="store_true",
                         help="also write model.tflite (static shape, via onnx2tf; needs conversion_requirements.txt)")
     parser.add_argument("--frames", type=_positive_int, default=None,

@@ -3,9 +3,13 @@
     python preprocessing.py extract --videos-folder videos/ --output-landmarks landmarks/
     python preprocessing.py extract ... --num-shards 4 --shard-index 0   # one of 4 machines/jobs
     python preprocessing.py merge-shards --output-landmarks landmarks/
+    python preprocessing.py create --landmarks-dataset landmarks/ --index index.json --dataset-folder data/
+    python preprocessing.py import --spoter-csv WLASL100_train.csv WLASL100_val.csv --output-landmarks wlasl100/
 
-Thin: arguments are parsed here and the work is done by :mod:`datasets.extraction`.
-Exit status: 0 success, 1 some videos failed (see failures.csv), 2 usage error.
+Thin: arguments are parsed here and the work is done by :mod:`datasets.extraction` and
+:mod:`datasets.creation`.
+Exit status: 0 success, 1 some videos failed (see failures.csv), 2 usage error. ``create``
+exits 0 when bad landmark files were skipped (they are listed in create_report.json).
 """
 from __future__ import annotations
 
@@ -81,14 +85,66 @@ def add_merge_shards_parser(subparsers, parents: list[argparse.ArgumentParser]) 
     parser.set_defaults(func=run_merge_shards)
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return value
+
+
+def add_create_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
+    from datasets.creation import SPLIT_METHODS
+
+    parser = subparsers.add_parser(
+        "create", parents=parents, help="landmarks + index -> <name>_train.csv / <name>_val.csv (SPOTER CSV)",
+        description="Build SPOTER CSVs from a landmark folder and a WLASL-style JSON or CSV index "
+                    "(video_id,gloss[,signer_id][,split]): <name>_train.csv, <name>_val.csv, id_to_label.json "
+                    "(label ids = sorted glosses) and create_report.json. Missing or bad landmark files are "
+                    "skipped and reported. The index's split is used (val/test -> the val file) unless "
+                    "--create-new-split is given.")
+    parser.add_argument("--landmarks-dataset", required=True,
+                        help="folder of <video_id>.npy files (or holding them in landmarks/)")
+    parser.add_argument("--index", default=None,
+                        help="WLASL-style JSON or CSV index (default: index.json or index.csv in the landmarks folder)")
+    parser.add_argument("--dataset-folder", required=True, help="where the CSVs and id_to_label.json are written")
+    parser.add_argument("--name", default="dataset", help="file name prefix: <name>_train.csv (default: %(default)s)")
+    parser.add_argument("--num-classes", type=_positive_int, default=None, metavar="N",
+                        help="keep the N glosses with the most usable samples (ties by name)")
+    parser.add_argument("--create-new-split", action="store_true", help="ignore the index's split and draw a new one")
+    parser.add_argument("--split", choices=SPLIT_METHODS, default=None,
+                        help="with --create-new-split: per-gloss 'stratified' (default) or 'signer' (no signer "
+                             "in both files)")
+    parser.add_argument("--test-size", type=_share, default=None, metavar="F",
+                        help="with --create-new-split: share of samples for the val file (default 0.2)")
+    parser.add_argument("--seed", type=_non_negative_int, default=None, metavar="S",
+                        help="with --create-new-split: random seed (default 0)")
+    parser.add_argument("--no-trim", action="store_true",
+                        help="do not cut samples to the index's frame_start/frame_end (files that extract "
+                             "already trimmed, per its manifest.csv, are never cut twice)")
+    parser.set_defaults(func=run_create)
+
+
+def add_import_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "import", parents=parents, help="SPOTER CSVs -> landmark folder (<video_id>.npy + index.csv)",
+        description="Turn SPOTER CSVs (e.g. the published WLASL100 files) into a landmark folder: one raw "
+                    "(frames, 150) <video_id>.npy per row plus index.csv (video_id,gloss,signer_id,split). "
+                    "Points SPOTER lacks are written as 0 (not detected); the neck is recomputed from the "
+                    "shoulders when the folder is read.")
+    parser.add_argument("--spoter-csv", required=True, nargs="+", help="one or more SPOTER CSV files")
+    parser.add_argument("--output-landmarks", required=True, help="folder for <video_id>.npy and index.csv")
+    parser.set_defaults(func=run_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parents = [_common_options()]
-    parser = argparse.ArgumentParser(prog="preprocessing.py", description=__doc__.split("\n\n")[0],
-                                     parents=parents)
+    # --debug only on the subcommands: on both levels the subcommand's default would override
+    parser = argparse.ArgumentParser(prog="preprocessing.py", description=__doc__.split("\n\n")[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_extract_parser(subparsers, parents)
     add_merge_shards_parser(subparsers, parents)
-    # `create` (landmarks -> dataset) is registered here, calling datasets.creation.create_dataset.
+    add_create_parser(subparsers, parents)
+    add_import_parser(subparsers, parents)
     return parser
 
 
@@ -108,6 +164,35 @@ def run_extract(args: argparse.Namespace) -> int:
     if summary.failures:
         log.error("%d video(s) failed, listed in %s", len(summary.failures), summary.failures_file)
         return 1
+    return 0
+
+
+def run_create(args: argparse.Namespace) -> int:
+    from datasets.creation import create_dataset
+    from datasets.errors import UsageError
+
+    new_split_options = [flag for flag, value in (("--split", args.split), ("--test-size", args.test_size),
+                                                  ("--seed", args.seed)) if value is not None]
+    if new_split_options and not args.create_new_split:
+        raise UsageError(f"{', '.join(new_split_options)} only apply with --create-new-split")
+    report = create_dataset(
+        args.landmarks_dataset, args.index, args.dataset_folder, name=args.name, num_classes=args.num_classes,
+        create_new_split=args.create_new_split, split=args.split or "stratified",
+        test_size=0.2 if args.test_size is None else args.test_size, seed=args.seed or 0,
+        trim=not args.no_trim, progress=sys.stderr.isatty() or args.debug)
+    log.info("%d glosses; %d train + %d val samples (val share %.3f); %d skipped; report: %s",
+             report.num_classes, report.train_samples, report.val_samples, report.val_share,
+             len(report.skipped), report.report_file)
+    log.info("wrote %s, %s, %s", report.train_file, report.val_file, report.labels_file)
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from datasets.imports import import_spoter_csvs
+
+    report = import_spoter_csvs(args.spoter_csv, args.output_landmarks)
+    log.info("imported %d samples (%d frames) from %d file(s) into %s; index: %s", report.samples, report.frames,
+             len(report.files), report.output_folder, report.index_file)
     return 0
 
 

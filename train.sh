@@ -16,7 +16,7 @@ case " $* " in
   *" --training_set_path"*) ;;
   *)
     if [ ! -f "$DATA_DIR/builtin_train.csv" ]; then
-      "$PYTHON" -m datasets.synthetic --output "$DATA_DIR"
+      "$PYTHON" -m datasets.synthetic "$DATA_DIR" --name builtin
     fi
     DEFAULTS+=(--training_set_path "$DATA_DIR/builtin_train.csv" --validation_set_path "$DATA_DIR/builtin_val.csv")
     ;;

@@ -48,8 +48,11 @@ def current_rss_mb() -> float:
 
 
 def machine() -> dict:
+    """Where the figures were measured; a load average above the CPU count means shared, noisy timings."""
     import os
-    return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
+            "load_average_1min": round(load, 2)}
 
 
 def print_json(document: dict) -> None:

@@ -33,7 +33,6 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from datasets.atomic import atomic_write
 from datasets.sequences import SequenceSet
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ class FileState:
     def of(cls, path: Path, content: bool = True) -> "FileState":
         try:
             stat = path.stat()
-        except FileNotFoundError:
+        except OSError:  # missing or unreadable: the reader will say what is wrong with it
             return cls(str(path), -1, -1, None)
         return cls(str(path), stat.st_size, stat.st_mtime_ns, file_sha256(path) if content else None)
 
@@ -86,7 +85,7 @@ def file_sha256(path: Path) -> str | None:
     try:
         with open(path, "rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
-    except FileNotFoundError:
+    except OSError:
         return None
 
 
@@ -97,17 +96,19 @@ def _combined_digest(states: Sequence[FileState]) -> str:
     return digest.hexdigest()
 
 
-def _changed_content(recorded: Sequence[FileState]) -> tuple[bool, bool]:
-    """(content changed, stat changed) for the recorded files; re-hashes only files whose stat moved."""
-    stat_changed = False
+def _current_states(recorded: Sequence[FileState]) -> list[FileState] | None:
+    """The recorded files as they are now, or None if any content changed.
+
+    Files whose size and mtime are unchanged are trusted; only the others are re-hashed.
+    """
+    current = []
     for old in recorded:
         new = FileState.of(Path(old.path), content=False)
-        if (new.size, new.mtime_ns) == (old.size, old.mtime_ns):
-            continue
-        stat_changed = True
-        if new.size != old.size or file_sha256(Path(old.path)) != old.sha256:
-            return True, True
-    return False, stat_changed
+        if (new.size, new.mtime_ns) != (old.size, old.mtime_ns):
+            if new.size != old.size or file_sha256(Path(old.path)) != old.sha256:
+                return None
+        current.append(FileState(old.path, new.size, new.mtime_ns, old.sha256))
+    return current
 
 
 # ------------------------------------------------------------------------ entries
@@ -139,6 +140,7 @@ def _write_entry(folder: Path, dataset: SequenceSet, meta: dict) -> None:
     _remove_stale_temporaries(folder)
     temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
+        os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; give entries the usual permissions
         arrays = dataset.to_arrays()
         frames = np.ascontiguousarray(arrays.pop("frames"), dtype=np.float32)
         for name, write in ((FRAMES_FILE, lambda h: np.save(h, frames, allow_pickle=False)),
@@ -169,6 +171,12 @@ def _move_into_place(temporary: Path, folder: Path, attempts: int = 5) -> None:
             shutil.rmtree(retired, ignore_errors=True)
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def _remove_stale_temporaries(folder: Path) -> None:
     now = time.time()
     for leftover in folder.parent.glob(f".{folder.name}.*.tmp"):
@@ -177,20 +185,22 @@ def _remove_stale_temporaries(folder: Path) -> None:
                 shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _refresh_stats(folder: Path, meta: dict) -> None:
-    """Record the new mtimes after a re-hash found the same content (best effort)."""
-    meta["files"] = [{**f, **dict(zip(("size", "mtime_ns"), _stat(f["path"])))} for f in meta["files"]]
+def _refresh_stats(folder: Path, meta: dict, states: Sequence[FileState]) -> None:
+    """Record the new mtimes after a re-hash found the same content (best effort).
+
+    Written in place without creating folders: the entry may just have been replaced.
+    """
+    meta = {**meta, "files": [vars(s) for s in states]}
     with contextlib.suppress(OSError):
-        with atomic_write(folder / META_FILE, "w") as handle:
-            handle.write(json.dumps(meta, indent=1))
-
-
-def _stat(path: str) -> tuple[int, int]:
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        return -1, -1
-    return stat.st_size, stat.st_mtime_ns
+        fd, temporary = tempfile.mkstemp(prefix=f".{META_FILE}.", suffix=".tmp", dir=folder)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(meta, indent=1))
+            os.replace(temporary, folder / META_FILE)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
 
 
 # ----------------------------------------------------------------------- public
@@ -245,8 +255,8 @@ def _lookup(folder: Path, digest: str) -> tuple[SequenceSet, dict] | None:
     except (OSError, ValueError, KeyError, TypeError) as error:
         log.warning("dataset cache entry %s is corrupt (%s); rebuilding", folder, error)
         return None
-    content_changed, stat_changed = _changed_content(recorded)
-    if content_changed:
+    current = _current_states(recorded)
+    if current is None:
         log.info("source of %s changed; rebuilding the cache entry", folder.name)
         return None
     try:
@@ -254,6 +264,6 @@ def _lookup(folder: Path, digest: str) -> tuple[SequenceSet, dict] | None:
     except (OSError, ValueError, KeyError, TypeError, EOFError) as error:
         log.warning("dataset cache entry %s is corrupt (%s); rebuilding", folder, error)
         return None
-    if stat_changed:
-        _refresh_stats(folder, meta)
+    if current != recorded:
+        _refresh_stats(folder, meta, current)
     return dataset, meta.get("extra", {})

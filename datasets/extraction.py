@@ -238,7 +238,8 @@ def ensure_pose_model(model_complexity: int, download: Callable[[int], None] | N
         return path
     name = POSE_MODELS[model_complexity]
     if model_complexity == BUNDLED_COMPLEXITY:
-        raise ModelUnavailableError(f"mediapipe installation lacks its bundled {name} ({path}); reinstall mediapipe==0.10.21")
+        raise ModelUnavailableError(f"mediapipe installation lacks its bundled {name} ({path}); "
+                                    "reinstall mediapipe==0.10.21")
     try:
         log.info("downloading %s for --model-complexity %d", name, model_complexity)
         with contextlib.redirect_stdout(io.StringIO()):  # mediapipe prints its own progress line
@@ -332,9 +333,11 @@ def extract_video(job: VideoJob, holistic) -> tuple[np.ndarray, dict]:
         capture.release()
     reached_end = job.frame_end == -1 or position < job.frame_end
     if not rows:
-        raise VideoError(f"{name}: no frame could be decoded" + (f" (container declares {declared})" if declared > 0 else ""))
+        declares = f" (container declares {declared})" if declared > 0 else ""
+        raise VideoError(f"{name}: no frame could be decoded{declares}")
     if reached_end and declared > 0 and declared - position > max(1, TRUNCATION_TOLERANCE * declared):
-        raise VideoError(f"{name}: truncated or damaged: decoded {position} of the {declared} frames the container declares")
+        raise VideoError(f"{name}: truncated or damaged: decoded {position} of the {declared} frames "
+                         "the container declares")
     raw = np.stack(rows)  # (T, 150)
     pose, left, right = detection_shares(raw)
     row = {
@@ -372,7 +375,8 @@ def completed_row(output: Path, job: VideoJob, model_complexity: int) -> dict | 
         row, frames = data["row"], int(data["row"]["frames"])
         if data["settings"] != _settings(job, model_complexity):
             return None
-        array = np.load(npy, allow_pickle=False)
+        # header and size only: files are written atomically, so reading every value is not needed
+        array = np.load(npy, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return None
     if array.dtype != np.float32 or array.shape != (frames, layout.RAW_FEATURES):
@@ -463,7 +467,8 @@ def _work(job: VideoJob) -> VideoOutcome:
     return process_job(job, _WORKER["holistic"], _WORKER["output"], _WORKER["debug"])
 
 
-def _run_pool(queue: deque, size: int, init_args: tuple, report: Callable[[VideoJob, VideoOutcome], None]) -> list[VideoJob]:
+def _run_pool(queue: deque, size: int, init_args: tuple,
+              report: Callable[[VideoJob, VideoOutcome], None]) -> list[VideoJob]:
     """Run jobs from ``queue`` with ``size`` workers, at most ``size`` in flight.
 
     Returns the jobs in flight if a worker process died (the pool is then unusable), else [].
@@ -484,7 +489,8 @@ def _run_pool(queue: deque, size: int, init_args: tuple, report: Callable[[Video
                     broken = True
                     continue
                 job = inflight.pop(future)
-                report(job, future.result() if error is None else VideoOutcome(job.video, reason=f"{job.relative}: {error}"))
+                outcome = future.result() if error is None else VideoOutcome(job.video, reason=f"{job.relative}: {error}")
+                report(job, outcome)
             if broken:
                 lost = list(inflight.values())
                 inflight.clear()
@@ -603,8 +609,8 @@ def extract_landmarks(
             log.warning("skipped %s", outcome.reason)
         summary.frames += outcome.frames
         elapsed = time.perf_counter() - started
-        bar.update(1)
         bar.set_postfix_str(f"{summary.frames / max(elapsed, 1e-9):.1f} frames/s", refresh=False)
+        bar.update(1)
 
     try:
         with logging_redirect_tqdm():
@@ -667,12 +673,12 @@ def merge_shards(output_folder: str | os.PathLike) -> MergeSummary:
     if not totals:
         raise UsageError(f"no shard files (manifest-<i>-of-<N>.csv) in {output}")
     if len(totals) > 1:
-        raise UsageError(f"{output} holds shard files of different shard counts {sorted(totals)}; remove the stale ones")
+        raise UsageError(f"{output} holds shard files of different shard counts {sorted(totals)}; "
+                         "remove the stale ones")
     total = totals.pop()
-    for kind, files in found.items():
-        missing = [f"{kind}-{i}-of-{total}.csv" for i in range(total) if i not in files]
-        if missing:
-            raise UsageError(f"{output}: missing {', '.join(missing)} (has that shard finished?)")
+    missing = [f"{kind}-{i}-of-{total}.csv" for i in range(total) for kind, files in found.items() if i not in files]
+    if missing:
+        raise UsageError(f"{output}: missing {', '.join(missing)} (have all shards finished?)")
     manifest, failures, seen = [], [], {}
     for i in range(total):
         for row in _read_csv(found["manifest"][i], MANIFEST_COLUMNS):

@@ -5,8 +5,10 @@ bracketed list of per-frame values; an integer ``labels`` column and optional
 ``label_name``, ``video_id``, ``signer_id`` and ``split`` columns. Extra columns are
 ignored, so the published WLASL100/LSA64 files load unchanged.
 
-Reading is vectorised: every coordinate cell of the file is parsed by one call to
-numpy's C float parser, then reordered to ``(frames, 54, 2)`` with one gather.
+Reading is vectorised: the lists are located by their brackets with numpy, every
+number in the file is parsed by pandas' C parser (two threads), and the values are
+reordered to ``(frames, 54, 2)`` with one gather. Files that are not plainly well
+formed go to a careful reader that names the bad row and column.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import operator
 import os
 import re
 import sys
+import types
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +36,7 @@ LABEL_COLUMN = "labels"
 META_COLUMNS = ("label_name", "video_id", "signer_id", "split")
 _N_COLUMNS = len(layout.COLUMN_NAMES)
 _THREADED_PARSE_BYTES = 1 << 20  # below this, a second thread costs more than it saves
+_GATHER_FRAMES = 1 << 15
 _BLANK_VALUE = re.compile(r"(?:^|,)\s*(?:,|$)")
 
 csv.field_size_limit(sys.maxsize)
@@ -62,16 +66,34 @@ def read_spoter_csv(path: str | os.PathLike, label_names_file: str | os.PathLike
     beside the file (or ``label_names_file``), else the label ids as text.
     """
     path = Path(path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # writable: the fast reader edits it in place
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
-    parsed = _read_fast(data)
-    del data
+    parsed = _read_fast(_read_bytes(path))  # no reference kept here: the reader frees the bytes early
     if parsed is None:  # anything unusual: the careful reader finds and names the problem
         return _read_careful(path, label_names_file)
     rows, header, frames, offsets = parsed
     return _assemble(path, rows, header, frames, offsets, label_names_file)
+
+
+def _read_bytes(path: Path) -> np.ndarray:
+    """The file as a writable uint8 array (the fast reader edits it in place)."""
+    try:
+        return np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error})") from None
+
+
+class _ViewReader:
+    """File-like reads from a memoryview, so the parser never needs a copy of the whole input."""
+
+    def __init__(self, view: memoryview):
+        self.view, self.position = view, 0
+
+    def read(self, size: int = -1) -> bytes:
+        stop = len(self.view) if size is None or size < 0 else min(self.position + size, len(self.view))
+        chunk, self.position = bytes(self.view[self.position:stop]), stop
+        return chunk
+
+    def __iter__(self):  # pandas only treats objects with both read and __iter__ as files
+        return iter(())
 
 
 def _parse_floats(stream: memoryview, cut: int | None = None) -> np.ndarray:
@@ -82,7 +104,7 @@ def _parse_floats(stream: memoryview, cut: int | None = None) -> np.ndarray:
     the GIL).
     """
     def parse(chunk: memoryview) -> np.ndarray:
-        frame = pd.read_csv(io.BytesIO(chunk), header=None, names=["v"], dtype=np.float32, engine="c",
+        frame = pd.read_csv(_ViewReader(chunk), header=None, names=["v"], dtype=np.float32, engine="c",
                             lineterminator=",", sep="\t", quoting=csv.QUOTE_NONE, skipinitialspace=True,
                             skip_blank_lines=False)
         return frame["v"].to_numpy()
@@ -95,8 +117,8 @@ def _parse_floats(stream: memoryview, cut: int | None = None) -> np.ndarray:
 def _read_fast(data):
     """Vectorised reader for well-formed files: every list is found by its brackets at once.
 
-    ``data`` (the file's bytes, a writable buffer) is overwritten. Returns None whenever the file is not
-    plainly well formed, so the careful reader can report exactly what is wrong.
+    ``data`` (the file's bytes, a writable buffer) is overwritten. Returns None whenever
+    the file is not plainly well formed, so the careful reader can say what is wrong.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
     if not buf.flags.writeable:
@@ -138,6 +160,7 @@ def _read_fast(data):
         values = _parse_floats(memoryview(buf)[opens[0]:closes[-1]], cut)
     except (ValueError, pd.errors.ParserError):
         return None
+    del data, buf, outside  # the file's bytes are no longer needed: free them before the gather
     markers = np.flatnonzero(np.isnan(values))
     if len(markers) != len(opens) or len(values) - np.count_nonzero(np.isfinite(values)) != len(markers):
         return None  # a value was blank, NaN or infinite
@@ -146,16 +169,18 @@ def _read_fast(data):
     if np.any(counts != lengths[:, None]) or np.any(lengths == 0):
         return None
     # values are ordered [row][file column][frame]; gather into [frame][layout column].
-    column_rank = np.argsort(np.argsort(bracket_cols))  # bracket column -> rank in file order
-    file_slot = column_rank[np.searchsorted(bracket_cols, [position[c] for c in layout.COLUMN_NAMES])]
+    file_slot = np.searchsorted(bracket_cols, [position[c] for c in layout.COLUMN_NAMES])  # rank in file order
     index_type = np.int32 if len(values) < np.iinfo(np.int32).max else np.int64
     first_value = (markers + 1).astype(index_type).reshape(len(rows), len(bracket_cols))[:, file_slot]
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     row_of_frame = np.repeat(np.arange(len(rows)), lengths)
-    source = first_value[row_of_frame]  # (F, 108)
-    source += (np.arange(offsets[-1]) - offsets[row_of_frame]).astype(index_type)[:, None]
-    frames = values[source].reshape(-1, layout.NUM_POINTS, layout.NUM_COORDS)
-    return rows, header, frames, offsets
+    frame_in_row = (np.arange(offsets[-1]) - offsets[row_of_frame]).astype(index_type)
+    frames = np.empty((offsets[-1], _N_COLUMNS), np.float32)
+    for start in range(0, len(frames), _GATHER_FRAMES):  # in blocks, so the index array stays small
+        block = slice(start, start + _GATHER_FRAMES)
+        source = first_value[row_of_frame[block]] + frame_in_row[block, None]  # (frames, 108)
+        np.take(values, source, out=frames[block])
+    return rows, header, frames.reshape(-1, layout.NUM_POINTS, layout.NUM_COORDS), offsets
 
 
 def _read_careful(path: Path, label_names_file) -> SequenceSet:
@@ -272,21 +297,29 @@ def _label_names(path: Path, labels: np.ndarray, names_column, label_names_file)
     return [str(i) for i in range(count)]
 
 
-def _format_cells(sequence: np.ndarray) -> list[str]:
-    """One bracketed list per coordinate column; 9 significant digits round-trip float32 exactly."""
-    columns = sequence.reshape(len(sequence), _N_COLUMNS).T  # (108, T)
-    template = "[" + ",".join(["%.9g"] * columns.shape[1]) + "]"
-    return [template % tuple(col) for col in columns.tolist()]
+def write_spoter_csv(dataset: SequenceSet, path: str | os.PathLike, flush_rows: int = 256) -> None:
+    """Write ``dataset`` in the SPOTER CSV format (atomically), with gloss/video/signer columns.
 
-
-def write_spoter_csv(dataset: SequenceSet, path: str | os.PathLike) -> None:
-    """Write ``dataset`` in the SPOTER CSV format (atomically), with gloss/video/signer columns."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([LABEL_COLUMN, *META_COLUMNS, *layout.COLUMN_NAMES])
-    for i in range(len(dataset)):
-        label = int(dataset.labels[i])
-        writer.writerow([label, dataset.label_names[label], dataset.video_ids[i], dataset.signer_ids[i],
-                         dataset.splits[i], *_format_cells(dataset.sequence(i))])
+    Coordinate cells are formatted with one ``%`` operation per row (9 significant digits
+    round-trip float32) and quoted only when they contain a comma; text columns go through
+    ``csv.writer``. Rows are streamed to the file in chunks, never built whole in memory.
+    """
     with atomic_write(path, "w") as handle:
-        handle.write(buffer.getvalue())
+        parts: list[str] = []
+        text_columns = csv.writer(types.SimpleNamespace(write=parts.append), lineterminator="\n")
+        csv.writer(handle, lineterminator="\n").writerow([LABEL_COLUMN, *META_COLUMNS, *layout.COLUMN_NAMES])
+        for i in range(len(dataset)):
+            label = int(dataset.labels[i])
+            text_columns.writerow([label, dataset.label_names[label], dataset.video_ids[i], dataset.signer_ids[i],
+                                   dataset.splits[i]])
+            parts[-1] = parts[-1][:-1] + ","  # the row continues with the coordinate cells
+            sequence = dataset.sequence(i)
+            frames = len(sequence)
+            quote = '"' if frames > 1 else ""
+            cell = f"{quote}[" + ",".join(["%.9g"] * frames) + f"]{quote}"
+            parts.append(",".join([cell] * _N_COLUMNS) % tuple(sequence.reshape(frames, -1).T.ravel().tolist()))
+            parts.append("\n")
+            if len(parts) > 3 * flush_rows:
+                handle.write("".join(parts))
+                parts.clear()
+        handle.write("".join(parts))

@@ -8,13 +8,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from datasets.errors import UsageError
-from datasets.normalization import normalize
+from datasets.preprocess import DEFAULT_SETTINGS, prepare, resample_frames  # noqa: F401 (re-export)
 from datasets.sequences import SequenceSet
-
-
-def resample_frames(num_frames: int, target: int) -> np.ndarray:
-    """Indices of ``target`` frames spread evenly over ``num_frames`` (repeats when stretching)."""
-    return np.round(np.linspace(0, num_frames - 1, target)).astype(np.int64)
 
 
 class SignDataset(Dataset):
@@ -26,15 +21,22 @@ class SignDataset(Dataset):
 
     def __init__(self, sequences: SequenceSet, transform: Callable | None = None, normalization: str = "centered",
                  normalize_hands: bool = True, max_frames: int | None = None, resample_to: int | None = None,
-                 seed: int = 0):
+                 seed: int = 0, canonical_handedness: bool = False, settings: dict | None = None):
         self.sequences = sequences
         self.transform = transform
-        self.normalization = normalization
-        self.normalize_hands = normalize_hands
-        self.max_frames = max_frames
-        self.resample_to = resample_to
+        self.settings = dict(settings) if settings is not None else {
+            **DEFAULT_SETTINGS, "body": normalization, "hands": normalize_hands, "max_frames": max_frames or 0,
+            "resample_frames": resample_to or 0, "canonical_handedness": canonical_handedness}
         self.seed = seed
         self.epoch = 0
+
+    # Attribute views of ``settings`` (kept in step with it).
+    normalization = property(lambda self: self.settings["body"], lambda self, v: self.settings.__setitem__("body", v))
+    normalize_hands = property(lambda self: self.settings["hands"], lambda self, v: self.settings.__setitem__("hands", v))
+    max_frames = property(lambda self: self.settings["max_frames"],
+                          lambda self, v: self.settings.__setitem__("max_frames", v or 0))
+    resample_to = property(lambda self: self.settings["resample_frames"],
+                           lambda self, v: self.settings.__setitem__("resample_frames", v or 0))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -43,15 +45,7 @@ class SignDataset(Dataset):
         return len(self.sequences)
 
     def frames(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
-        points = self.sequences.sequence(index)
-        length = len(points)
-        if self.resample_to:
-            points = points[resample_frames(length, self.resample_to)]
-        elif self.max_frames and length > self.max_frames:
-            points = points[resample_frames(length, self.max_frames)]
-        if self.transform is not None and rng is not None:
-            points = self.transform(points, rng)
-        return normalize(points, self.normalization, self.normalize_hands)
+        return prepare(self.sequences.sequence(index), self.settings, self.transform, rng)
 
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, int(index)]) if self.transform is not None else None

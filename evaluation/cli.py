@@ -10,7 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets.atomic import atomic_write
 from datasets.errors import DataError, UsageError
+from evaluation.gallery import Gallery
+from evaluation.inference import VideoReader, expand_inputs, load_embedder, read_input, untrained_twin
+from evaluation.report import EmbeddedSet, evaluate_embeddings, format_per_gloss, format_table
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +48,28 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--per-gloss", action="store_true", help="also print the per-gloss table")
     parser.add_argument("--output-json", help="write the full report (all protocols, per-gloss tables) here")
     parser.add_argument("--save-gallery", help="write the gallery embeddings to this .npz (for predict.py)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=int, default=128, help="clips per forward pass")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--no-cache", action="store_true", help="do not use the dataset cache")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     return parser
 
 
-def _load(source: str, split: str | None, index: str | None, cache: bool, what: str):
+def _device(name: str):
+    try:
+        from training.engine import resolve_device
+        return resolve_device(name)
+    except RuntimeError as error:  # torch's message for a malformed device string
+        raise UsageError(f"--device {name}: {str(error).splitlines()[0]}") from None
+
+
+def _load(source: str, split: str | None, index: str | None, cache: bool, what: str, progress: bool = False):
     from datasets.loading import load_sequence_set
     path = Path(source)
     if not path.exists():
         raise DataError(f"{source}: {what} not found")
-    sequences = load_sequence_set(path, index=index, split=split, cache=cache)
+    sequences = load_sequence_set(path, index=index, split=split, cache=cache, progress=progress)
     if len(sequences) == 0:
         raise DataError(f"{source}: the {what} holds no usable samples" + (f" in split {split!r}" if split else ""))
     return sequences
@@ -66,7 +78,7 @@ def _load(source: str, split: str | None, index: str | None, cache: bool, what: 
 def _describe(sequences, source: str, split: str | None) -> dict:
     present = np.unique(sequences.labels)
     signers = sorted(set(sequences.signer_ids.tolist()) - {""})
-    return {"source": source, "split": split, "samples": len(sequences), "glosses": int(len(present)),
+    return {"source": source, "split": split, "samples": len(sequences), "glosses": len(present),
             "signers": len(signers) if (sequences.signer_ids != "").all() else None}
 
 
@@ -103,18 +115,18 @@ def _json_ready(value):
 
 def run_evaluation(args) -> dict:
     """Everything ``evaluate.py`` does; returns the JSON report (also printed as a table)."""
-    from datasets.atomic import atomic_write
-    from evaluation.gallery import Gallery
-    from evaluation.inference import load_embedder, untrained_twin
-    from evaluation.report import EmbeddedSet, evaluate_embeddings, format_per_gloss, format_table
-
     _check_args(args)
     same = _same_set(args)
-    trained = load_embedder(args.checkpoint, device=args.device)
-    models = [untrained_twin(trained)] if args.untrained else [trained] + ([untrained_twin(trained)] if args.baseline else [])
+    trained = load_embedder(args.checkpoint, device=_device(args.device))
+    if args.untrained:
+        models = [untrained_twin(trained)]
+    else:
+        models = [trained, untrained_twin(trained)] if args.baseline else [trained]
     cache = not args.no_cache
-    gallery_set = _load(args.gallery, args.gallery_split, args.gallery_index, cache, "gallery")
-    query_set = gallery_set if same else _load(args.queries, args.queries_split, args.queries_index, cache, "queries")
+    progress = not args.quiet
+    gallery_set = _load(args.gallery, args.gallery_split, args.gallery_index, cache, "gallery", progress)
+    query_set = gallery_set if same else _load(args.queries, args.queries_split, args.queries_index, cache, "queries",
+                                               progress)
     metric = args.metric or trained.metric
 
     evaluated = sorted({gallery_set.label_names[i] for i in np.unique(gallery_set.labels)}
@@ -145,7 +157,7 @@ def run_evaluation(args) -> dict:
         "shared_video_ids": shared_videos,
         "results": {r.model: r.to_json() for r in results},
     }
-    _print_report(report, results, args, format_table, format_per_gloss)
+    _print_report(report, results, args.per_gloss)
     if args.output_json:
         with atomic_write(args.output_json, "w") as handle:
             json.dump(_json_ready(report), handle, indent=1, allow_nan=False)
@@ -162,7 +174,7 @@ def _source_line(part: dict) -> str:
     return f"{part['source']}{split}: {part['samples']} samples, {part['glosses']} glosses{signers}"
 
 
-def _print_report(report, results, args, format_table, format_per_gloss) -> None:
+def _print_report(report: dict, results: list, per_gloss: bool) -> None:
     epoch = f" (epoch {report['epoch'] + 1})" if report["epoch"] is not None else ""
     lines = [f"checkpoint  {report['checkpoint']}{epoch}", f"gallery     {_source_line(report['gallery'])}"]
     if report["queries"].get("same_as_gallery"):
@@ -175,7 +187,7 @@ def _print_report(report, results, args, format_table, format_per_gloss) -> None
     lines.append(f"metric      {report['metric']}; top-k counts distinct glosses; accuracy over answerable queries")
     print("\n".join(lines) + "\n")
     print(format_table(results))
-    if args.per_gloss:
+    if per_gloss:
         name = "cross_signer" if "cross_signer" in results[0].protocols else "standard"
         print()
         print(format_per_gloss(results[0], name))
@@ -203,20 +215,18 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.add_argument("--allow-model-mismatch", action="store_true",
                         help="use a gallery built with other weights (its distances are then meaningless)")
-    parser.add_argument("--untrained", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--untrained", action="store_true",
+                        help="use the checkpoint's untrained twin (for a gallery saved by evaluate.py --untrained)")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     return parser
 
 
 def run_prediction(args) -> tuple[list[dict], int]:
     """Predictions per input (``{"input", "frames", "top": [...]}`` or ``{"input", "error"}``) and exit status."""
-    from evaluation.gallery import Gallery
-    from evaluation.inference import VideoReader, expand_inputs, load_embedder, read_input
-
     if args.top_k < 1:
         raise UsageError(f"--top-k must be >= 1, got {args.top_k}")
-    embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=args.device)
+    embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=_device(args.device))
     gallery = Gallery.load(args.gallery)
     if gallery.dim != embedder.embedding_dim:
         raise DataError(f"{args.gallery}: gallery embeddings have {gallery.dim} dimensions but {args.checkpoint} "
@@ -236,7 +246,7 @@ def run_prediction(args) -> tuple[list[dict], int]:
             except DataError as error:  # one bad input is reported, the others still run
                 outcomes.append({"input": str(path), "error": str(error).splitlines()[0]})
                 continue
-            outcomes.append({"input": str(path), "frames": int(len(raw))})
+            outcomes.append({"input": str(path), "frames": len(raw)})
             raws.append(raw)
             slots.append(len(outcomes) - 1)
     finally:

@@ -12,9 +12,10 @@ matrix products; an approximate index (e.g. faiss) can be passed instead. Rankin
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -121,7 +122,7 @@ class Gallery:
     signer_ids: np.ndarray = None
     metric: str = "euclidean"
     model_digest: str = ""           # fingerprint of the weights that made the embeddings ("" = unknown)
-    _index: SearchIndex | None = field(default=None, repr=False, compare=False)
+    _index: SearchIndex | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.embeddings = np.ascontiguousarray(self.embeddings, dtype=np.float32)
@@ -146,7 +147,7 @@ class Gallery:
     # ------------------------------------------------------------------ building
     @classmethod
     def from_sequences(cls, embeddings: np.ndarray, sequences: SequenceSet, metric: str = "euclidean",
-                       model_digest: str = "") -> "Gallery":
+                       model_digest: str = "") -> Gallery:
         """A gallery whose vocabulary is the glosses present in ``sequences`` (in their order)."""
         present = np.unique(sequences.labels)
         remap = np.full(max(len(sequences.label_names), 1), -1, np.int64)
@@ -165,7 +166,7 @@ class Gallery:
     def signers_known(self) -> bool:
         return len(self) > 0 and bool((self.signer_ids != "").all())
 
-    def extend(self, embeddings: np.ndarray, glosses: Sequence[str], video_ids=None, signer_ids=None) -> "Gallery":
+    def extend(self, embeddings: np.ndarray, glosses: Sequence[str], video_ids=None, signer_ids=None) -> Gallery:
         """A new gallery with more samples; unseen gloss names join the vocabulary (no retraining)."""
         embeddings = np.asarray(embeddings, np.float32)
         if embeddings.ndim != 2 or (len(self) and embeddings.shape[1] != self.dim):
@@ -182,7 +183,7 @@ class Gallery:
             np.concatenate([self.signer_ids, _strings(signer_ids, len(glosses), "signer_ids")]),
             self.metric, self.model_digest)
 
-    def subset(self, indices) -> "Gallery":
+    def subset(self, indices) -> Gallery:
         """Rows ``indices`` (the vocabulary is kept, so labels stay comparable)."""
         indices = np.asarray(indices)
         return Gallery(self.embeddings[indices], self.labels[indices], list(self.label_names),
@@ -238,7 +239,7 @@ class Gallery:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Gallery":
+    def load(cls, path: str | os.PathLike) -> Gallery:
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -250,13 +251,14 @@ class Gallery:
             raise DataError(f"{path}: not a gallery ({reason})") from None
         except (OSError, EOFError) as error:
             raise DataError(f"{path}: not a readable .npz gallery ({error})") from None
-        except Exception as error:  # zipfile.BadZipFile and friends
+        except Exception as error:  # noqa: BLE001  (zipfile.BadZipFile and friends: any failure means "not a gallery")
             raise DataError(f"{path}: not a readable .npz gallery ({type(error).__name__}: {error})") from None
         missing = [key for key in _REQUIRED if key not in arrays]
         if missing:
             raise DataError(f"{path}: not a gallery (missing {', '.join(missing)})")
         if "format" in arrays and int(arrays["format"]) > GALLERY_FORMAT:
-            raise DataError(f"{path}: gallery format {int(arrays['format'])} is newer than this code ({GALLERY_FORMAT})")
+            raise DataError(f"{path}: gallery format {int(arrays['format'])} is newer than this code "
+                            f"({GALLERY_FORMAT})")
         try:
             return cls(arrays["embeddings"], arrays["labels"], list(arrays["label_names"].reshape(-1)),
                        arrays.get("video_ids"), arrays.get("signer_ids"),
@@ -266,17 +268,17 @@ class Gallery:
             raise DataError(f"{path}: invalid gallery ({error})") from None
 
 
-def build_gallery(embedder, sequences: SequenceSet, batch_size: int = 64, progress: bool = False) -> Gallery:
+def build_gallery(embedder, sequences: SequenceSet, batch_size: int = 128, progress: bool = False) -> Gallery:
     """Embed every sample of ``sequences`` with an :class:`evaluation.inference.Embedder`."""
     embeddings = embedder.embed(sequences, batch_size, progress, desc="gallery")
     return Gallery.from_sequences(embeddings, sequences, embedder.metric, embedder.digest)
 
 
-def enrol(gallery: Gallery, embedder, sequences: SequenceSet, batch_size: int = 64) -> Gallery:
+def enrol(gallery: Gallery, embedder, sequences: SequenceSet, batch_size: int = 128) -> Gallery:
     """Add the clips of ``sequences`` (new or known glosses) to ``gallery``, without retraining."""
-    embeddings = embedder.embed(sequences, batch_size)
     if gallery.model_digest and embedder.digest and gallery.model_digest != embedder.digest:
         raise DataError(f"the gallery was built with another model ({gallery.model_digest}) than {embedder.source} "
                         f"({embedder.digest}); embeddings of different models cannot be compared")
+    embeddings = embedder.embed(sequences, batch_size)
     return gallery.extend(embeddings, [sequences.label_names[i] for i in sequences.labels],
                           sequences.video_ids, sequences.signer_ids)

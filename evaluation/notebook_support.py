@@ -18,10 +18,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILTIN_NAME = "builtin"
 ZERO_SHOT_NAME = "zeroshot"
 # A vocabulary disjoint from the built-in one: other seed (other sign recipes and names), fewer glosses.
-ZERO_SHOT_PARAMS = dict(num_classes=20, num_signers=6, samples_per_class_per_signer=2, val_signers=0, seed=1001)
+ZERO_SHOT_PARAMS = {"num_classes": 20, "num_signers": 6, "samples_per_class_per_signer": 2, "val_signers": 0,
+                    "seed": 1001}
 # The fallback model: the default architecture, made shallow and trained briefly (about a minute on a CPU).
-FALLBACK_MODEL = dict(num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=256, epochs=4, epoch_iters=25,
-                      batch_size=16, samples_per_class=4, lr=3e-4, eval_every=4, tracker="none")
+FALLBACK_MODEL = {"num_encoder_layers": 2, "num_decoder_layers": 2, "dim_feedforward": 256, "epochs": 4,
+                  "epoch_iters": 25, "batch_size": 16, "samples_per_class": 4, "lr": 3e-4, "eval_every": 4,
+                  "tracker": "none"}
 
 
 def resolve(path: str | os.PathLike | None) -> Path | None:
@@ -56,7 +58,7 @@ def ensure_checkpoint(checkpoint: str | os.PathLike, training_data: str | os.Pat
                       validation_data: str | os.PathLike | None = None,
                       out_dir: str | os.PathLike = "out-checkpoints", experiment: str = "notebook-fallback",
                       **overrides) -> Path:
-    """``checkpoint`` if it exists; otherwise train a small model on ``training_data`` and return its best.pth.
+    """``checkpoint`` if it exists; else the fallback model trained before, or a new one on ``training_data``.
 
     A landmark folder is used with its ``train`` split for training and its ``val`` (or
     ``test``) split for validation. ``overrides`` are TrainConfig fields for that model.
@@ -66,17 +68,28 @@ def ensure_checkpoint(checkpoint: str | os.PathLike, training_data: str | os.Pat
     path = resolve(checkpoint)
     if path is not None and path.is_file():
         return path
+    out = resolve(out_dir)
+    previous = out / experiment / "best.pth"
+    if previous.is_file():
+        log.warning("checkpoint %s not found: using the small model trained earlier, %s", path, previous)
+        return previous
     training_data = resolve(training_data)
     if not training_data.exists():
         raise UsageError(f"{training_data}: no data to train the fallback model on")
     validation = resolve(validation_data) if validation_data is not None else (
         training_data if training_data.is_dir() else None)
-    out = resolve(out_dir)
     log.warning("checkpoint %s not found: training a small model on %s (results will be modest)", path, training_data)
     config = TrainConfig(experiment_name=experiment, out_dir=str(out), training_set_path=str(training_data),
                          validation_set_path=str(validation) if validation is not None else "",
                          **{**FALLBACK_MODEL, **overrides})
-    train(config)
+    import matplotlib
+    backend = matplotlib.get_backend()
+    try:
+        train(config)
+    finally:  # training saves its plots with the Agg backend; give a notebook its inline figures back
+        if matplotlib.get_backend() != backend:
+            import matplotlib.pyplot as plt
+            plt.switch_backend(backend)
     return out / experiment / "best.pth"
 
 

@@ -17,15 +17,21 @@ answer) and, suffixed ``_all``, over every query.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from datasets.sequences import SequenceSet
-from evaluation.knn import (class_distances, masked_centroid_distances, map_at_r, pairwise_distances,
-                            ranked_classes, silhouette)
+from evaluation.knn import (
+    class_distances,
+    map_at_r,
+    masked_centroid_distances,
+    pairwise_distances,
+    ranked_classes,
+    silhouette,
+)
 
 KS = (1, 5)
 
@@ -41,7 +47,7 @@ class EmbeddedSet:
     signer_ids: np.ndarray
 
     @classmethod
-    def from_sequences(cls, embeddings: np.ndarray, sequences: SequenceSet) -> "EmbeddedSet":
+    def from_sequences(cls, embeddings: np.ndarray, sequences: SequenceSet) -> EmbeddedSet:
         return cls(np.asarray(embeddings, np.float32), sequences.labels, list(sequences.label_names),
                    sequences.video_ids, sequences.signer_ids)
 
@@ -52,13 +58,13 @@ class EmbeddedSet:
     def signers_known(self) -> bool:
         return len(self) > 0 and bool((np.asarray(self.signer_ids) != "").all())
 
-    def with_label_names(self, names: Sequence[str]) -> "EmbeddedSet":
+    def with_label_names(self, names: Sequence[str]) -> EmbeddedSet:
         position = {n: i for i, n in enumerate(names)}
         remap = np.asarray([position[n] for n in self.label_names], np.int64)
         return EmbeddedSet(self.embeddings, remap[self.labels] if len(self.labels) else self.labels,
                            list(names), self.video_ids, self.signer_ids)
 
-    def subset(self, indices) -> "EmbeddedSet":
+    def subset(self, indices) -> EmbeddedSet:
         return EmbeddedSet(self.embeddings[indices], self.labels[indices], self.label_names,
                            self.video_ids[indices], self.signer_ids[indices])
 
@@ -276,7 +282,8 @@ def format_table(results: Sequence[EvaluationResult]) -> str:
     for which in first.silhouette:
         lines.append([f"silhouette ({which})", "", *[_cell(r.silhouette, which) for r in results]])
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
-    render = lambda row: "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))  # noqa: E731
+    def render(row):  # text columns left-aligned, numbers right-aligned
+        return "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
     return "\n".join([render(header), render(["-" * w for w in widths]), *[render(row) for row in lines]])
 
 

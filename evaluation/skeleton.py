@@ -5,7 +5,8 @@ drawing follows the one layout definition. Undetected points (0, 0) hide their b
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -31,8 +32,8 @@ def _hand_bones(side: str) -> list[tuple[str, str]]:
     bones = []
     for finger in _FINGERS:
         chain = ("wrist", *finger)
-        bones.extend((f"{a}_{side}", f"{b}_{side}") for a, b in zip(chain[:-1], chain[1:]))
-    bones.extend((f"{a}_{side}", f"{b}_{side}") for a, b in zip(_PALM[:-1], _PALM[1:]))
+        bones.extend((f"{a}_{side}", f"{b}_{side}") for a, b in pairwise(chain))
+    bones.extend((f"{a}_{side}", f"{b}_{side}") for a, b in pairwise(_PALM))
     return bones
 
 

@@ -5,7 +5,7 @@ return pandas tables and matplotlib figures, so a notebook shows them inline.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,8 +25,8 @@ def results_frame(results: Sequence[EvaluationResult], protocols: Sequence[str] 
         for title, key in ROWS:
             if key not in proto.metrics:
                 continue
-            row = {"protocol": name, "answerable": f"{proto.metrics['answerable_queries']:.4g}/{proto.metrics['queries']}",
-                   "metric": title}
+            answerable = f"{proto.metrics['answerable_queries']:.4g}/{proto.metrics['queries']}"
+            row = {"protocol": name, "answerable": answerable, "metric": title}
             for result in results:
                 metrics = result.protocols[name].metrics if name in result.protocols else {}
                 row[result.model] = metrics.get(key, np.nan)

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 INPUT_NAMES = ("landmarks", "padding_mask")
 OUTPUT_NAME = "embedding"
 MIN_OPSET = 17
-MAX_OPSET = 23  # newest default-domain opset the exporter and onnxruntime here both handle
+MAX_OPSET = 22  # 23 exports attention as the Attention op, which onnxruntime 1.32 rejects with a key mask
 ONNX_FILE = "model.onnx"
 _EXAMPLE_BATCH, _EXAMPLE_FRAMES = 2, 16
 
@@ -49,13 +49,15 @@ def example_inputs(batch: int, frames: int, seed: int = 0) -> tuple[torch.Tensor
 
 
 def to_onnx_proto(model: torch.nn.Module, opset: int = MIN_OPSET, frames: int | None = None,
-                  batch: int | None = None) -> onnx.ModelProto:
+                  batch: int | None = None, streamlined: bool = True) -> onnx.ModelProto:
     """Export ``model`` to an in-memory, self-contained ModelProto (checked by ``onnx.checker``).
 
     ``frames``/``batch`` None = dynamic; an int fixes that dimension (static exports for TFLite).
+    ``streamlined`` exports :mod:`export.graph`'s leaner forward of the same parameters.
     """
+    from export.graph import streamline
     check_opset(opset)
-    model = model.eval()
+    model = streamline(model.eval()) if streamlined else model.eval()
     example = example_inputs(batch or _EXAMPLE_BATCH, frames or _EXAMPLE_FRAMES)
     dims = {}
     if batch is None:
@@ -67,7 +69,7 @@ def to_onnx_proto(model: torch.nn.Module, opset: int = MIN_OPSET, frames: int | 
     # opset conversion; keep them in the debug log (the result is checked below).
     chatter = io.StringIO()
     try:
-        with contextlib.redirect_stdout(chatter), _quiet("torch.onnx"), torch.no_grad():
+        with contextlib.redirect_stdout(chatter), _quiet("torch.onnx", "onnxscript"), torch.no_grad():
             program = torch.onnx.export(model, example, None, dynamo=True, opset_version=opset,
                                         input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
                                         dynamic_shapes=dynamic_shapes, external_data=False, verbose=False)
@@ -83,21 +85,23 @@ def to_onnx_proto(model: torch.nn.Module, opset: int = MIN_OPSET, frames: int | 
 
 
 @contextlib.contextmanager
-def _quiet(logger_name: str):
-    """Silence a library's logger and FutureWarnings for a block, unless we are debugging."""
+def _quiet(*logger_names: str):
+    """Silence libraries' loggers and warnings for a block, unless we are debugging."""
     if log.isEnabledFor(logging.DEBUG):
         yield
         return
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in logger_names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", UserWarning)  # e.g. notes on how it renamed dynamic axes
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _check_interface(proto: onnx.ModelProto, opset: int, frames: int | None, batch: int | None) -> None:
@@ -131,9 +135,35 @@ def save_proto(proto: onnx.ModelProto, path: str | os.PathLike) -> Path:
 
 
 def export_model_onnx(model: torch.nn.Module, path: str | os.PathLike, opset: int = MIN_OPSET,
-                      frames: int | None = None, batch: int | None = None) -> Path:
-    """Export an in-memory model to ``path``; dynamic batch/frames unless fixed."""
-    return save_proto(to_onnx_proto(model, opset, frames=frames, batch=batch), path)
+                      frames: int | None = None, batch: int | None = None, streamlined: bool = True) -> Path:
+    """Export an in-memory model to ``path`` (not validated); dynamic batch/frames unless fixed."""
+    return save_proto(to_onnx_proto(model, opset, frames=frames, batch=batch, streamlined=streamlined), path)
+
+
+def export_validated(model: torch.nn.Module, opset: int = MIN_OPSET, **grid):
+    """Dynamic export checked against ``model`` on the validation grid.
+
+    Returns ``(proto, table, streamlined)``; ``grid`` (batches=, frames=) narrows the
+    grid of :func:`export.validate.validate_onnx`. The streamlined graph is tried first;
+    if it disagrees with PyTorch (say the model code changed in a way :mod:`export.graph`
+    does not know), the model's own forward is exported instead, with a warning.
+    """
+    from export.graph import unsupported_reason
+    from export.validate import ValidationError, validate_onnx
+    model = model.eval()
+    if unsupported_reason(model) is None:
+        proto = to_onnx_proto(model, opset, streamlined=True)
+        try:
+            table = validate_onnx(model, proto.SerializeToString(), **grid)
+        except ValidationError as error:
+            table, reason = None, str(error)
+        else:
+            reason = f"max abs diff {table.max_abs_diff:.3g}"
+        if table is not None and table.passed:
+            return proto, table, True
+        log.warning("streamlined graph does not match PyTorch (%s); exporting the model's own forward", reason)
+    proto = to_onnx_proto(model, opset, streamlined=False)
+    return proto, validate_onnx(model, proto.SerializeToString(), **grid), False
 
 
 def export_onnx(checkpoint_path: str | os.PathLike, out_dir: str | os.PathLike, opset: int = MIN_OPSET,
@@ -142,11 +172,11 @@ def export_onnx(checkpoint_path: str | os.PathLike, out_dir: str | os.PathLike, 
 
     Raises :class:`export.validate.ValidationError` when onnxruntime and PyTorch disagree.
     """
-    from export.validate import validate_onnx
     out_dir = prepare_output_folder(out_dir)
     source = load_source(checkpoint_path)
-    proto = to_onnx_proto(source.model, opset)
     path = out_dir / ONNX_FILE
-    if validate:  # before writing: a failed model never replaces a good one
-        validate_onnx(source.model, proto.SerializeToString()).raise_on_failure(path)
+    if not validate:
+        return save_proto(to_onnx_proto(source.model, opset), path)
+    proto, table, _ = export_validated(source.model, opset)
+    table.raise_on_failure(path)  # before writing: a failed model never replaces a good one
     return save_proto(proto, path)

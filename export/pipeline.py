@@ -1,21 +1,22 @@
 """The whole ``convert.py`` run: checkpoint -> validated ONNX (+ int8, + TFLite) -> model.json.
 
-Every artefact is validated before it is written, and model.json is written last, so
-a folder with a model.json always describes files that passed their checks.
+The fp32 ONNX and TFLite models are validated before they are written (int8 gets a drift
+report instead), and model.json is written last, so a folder with a model.json always
+describes files that passed their checks.
 """
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from datasets.errors import UsageError
-from export.metadata import write_model_json
-from export.onnx_export import MIN_OPSET, ONNX_FILE, check_opset, save_proto, to_onnx_proto
+from export.metadata import MODEL_JSON, write_model_json
+from export.onnx_export import MIN_OPSET, ONNX_FILE, check_opset, export_validated, save_proto
 from export.source import load_source, prepare_output_folder
-from export.validate import ValidationTable, validate_onnx
+from export.validate import ValidationTable
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,8 @@ QUANTIZE_CHOICES = ("int8",)
 @dataclass
 class ConversionResult:
     onnx_path: Path
-    model_json: Path
     validation: ValidationTable
+    model_json: Path | None = None
     int8_path: Path | None = None
     int8_report: dict | None = None
     tflite: object | None = None  # export.tflite_export.TfliteResult
@@ -70,18 +71,26 @@ def convert(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset: in
         from export.tflite_export import DEFAULT_FRAMES, check_frames
         check_frames(frames or DEFAULT_FRAMES, model)
     log.info("exporting %s to ONNX (opset %d, dynamic batch and frames)", source.path, opset)
-    proto = to_onnx_proto(model, opset)
-    table = validate_onnx(model, proto.SerializeToString())
+    proto, table, streamlined = export_validated(model, opset)
     report(table.format())
     table.raise_on_failure(out_dir / ONNX_FILE)
+    # An old model.json would describe the previous model until this run finishes; drop it
+    # first, so a run that fails half-way leaves a folder without one rather than a wrong one.
+    (out_dir / MODEL_JSON).unlink(missing_ok=True)
     onnx_path = save_proto(proto, out_dir / ONNX_FILE)
     files: dict = {}
-    validation = {"onnx": _summary(table)}
-    result = ConversionResult(onnx_path=onnx_path, model_json=out_dir, validation=table)
+    validation = {"onnx": {**_summary(table), "graph": "streamlined" if streamlined else "module"}}
+    result = ConversionResult(onnx_path=onnx_path, validation=table)
 
     if quantize == "int8":
-        from export.quantize import (INT8_FILE, MAX_TOP1_CHANGE_POINTS, format_report, int8_report,
-                                     quantize_int8, validation_clips)
+        from export.quantize import (
+            INT8_FILE,
+            MAX_TOP1_CHANGE_POINTS,
+            format_report,
+            int8_report,
+            quantize_int8,
+            validation_clips,
+        )
         result.int8_path = quantize_int8(onnx_path, out_dir / INT8_FILE)
         data = validation_clips(source.normalization, validation_set)
         metric = (source.checkpoint.get("config") or {}).get("distance", "euclidean")
@@ -96,7 +105,7 @@ def convert(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset: in
     if tflite:
         from export.tflite_export import DEFAULT_FRAMES, export_tflite
         result.tflite = export_tflite(model, out_dir, frames or DEFAULT_FRAMES, fp16=fp16, opset=opset,
-                                      report=report)
+                                      report=report, streamlined=streamlined)
         for t in (result.tflite.validation, result.tflite.fp16_validation):
             if t is not None:
                 validation[t.runtime] = _summary(t)

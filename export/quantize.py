@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 INT8_FILE = "model_int8.onnx"
 EMBED_BATCH = 32
 MAX_TOP1_CHANGE_POINTS = 1.0  # above this the CLI warns
-SYNTHETIC_SET = {"num_classes": 20, "num_signers": 3, "samples_per_class_per_signer": 2, "seed": 0}
+SYNTHETIC_SET = {"num_classes": 30, "num_signers": 4, "samples_per_class_per_signer": 2, "seed": 0}
 
 
 def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, per_channel: bool = False) -> Path:
@@ -129,7 +129,7 @@ def drift_report(reference: np.ndarray, candidate: np.ndarray, labels, video_ids
         top1[name] = topk_accuracy(per_class, labels, ks=(1,))["top1"]
         predictions[name] = ranked_classes(per_class, 1)[0][:, 0].numpy()
     return {
-        "samples": int(len(labels)), "classes": int(len(np.unique(labels))), "metric": metric,
+        "samples": len(labels), "classes": len(np.unique(labels)), "metric": metric,
         "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
         "cosine_min": float(cosine.min()), "cosine_mean": float(cosine.mean()),
         "top1_fp32": top1["fp32"], "top1_int8": top1["int8"],

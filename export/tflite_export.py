@@ -16,9 +16,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -96,7 +96,7 @@ def run_onnx2tf(onnx_path: Path, work_dir: Path) -> tuple[Path, Path]:
     log.info("running onnx2tf (TensorFlow conversion, about a minute)")
     try:
         done = subprocess.run(cmd, env=env, cwd=work_dir, capture_output=True, text=True,
-                              timeout=CONVERTER_TIMEOUT_S)
+                              timeout=CONVERTER_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         raise DataError(f"onnx2tf did not finish within {CONVERTER_TIMEOUT_S} s") from None
     log.debug("onnx2tf output:\n%s\n%s", done.stdout, done.stderr)
@@ -181,7 +181,7 @@ def _install(src: Path, dst: Path) -> Path:
 
 def export_tflite(model: torch.nn.Module, out_dir: str | os.PathLike, frames: int = DEFAULT_FRAMES,
                   fp16: bool = False, opset: int = MIN_OPSET,
-                  report: Callable[[str], None] | None = None) -> TfliteResult:
+                  report: Callable[[str], None] | None = None, streamlined: bool = True) -> TfliteResult:
     """Static ``(1, frames)`` TFLite model(s) in ``out_dir``, operator-checked and validated.
 
     Raises :class:`export.validate.ValidationError` if LiteRT and PyTorch disagree; no
@@ -193,7 +193,8 @@ def export_tflite(model: torch.nn.Module, out_dir: str | os.PathLike, frames: in
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="spoter-tflite-") as tmp:
         work = Path(tmp)
-        static = export_model_onnx(model, work / "static-export.onnx", opset, frames=frames, batch=1)
+        static = export_model_onnx(model, work / "static-export.onnx", opset, frames=frames, batch=1,
+                                   streamlined=streamlined)
         float32, float16 = run_onnx2tf(static, work)
         operators = check_builtin_only(float32)
         table, input_names, output_names = validate_tflite(model, float32, frames)

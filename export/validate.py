@@ -7,8 +7,8 @@ this catches a mask that got lost or inverted in conversion).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -118,7 +118,11 @@ def compare(model: torch.nn.Module, runner: Runner, runtime: str, shapes, tolera
     table = ValidationTable(runtime=runtime, tolerance=tolerance)
     for batch, frames, padded in shapes:
         landmarks, mask = random_batch(rng, batch, frames, padded)
-        got = runner(landmarks, mask)
+        try:
+            got = runner(landmarks, mask)
+        except Exception as error:  # runtimes raise their own types; report as a failed validation
+            text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValidationError(f"{runtime} failed on batch {batch}, frames {frames}: {text[:300]}") from error
         expected = reference(landmarks, mask)
         diff = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
         clip_diff = None
@@ -137,11 +141,31 @@ def grid(batches=BATCHES, frames=FRAMES) -> list[tuple[int, int, bool]]:
     return [(b, t, p) for t in frames for b in batches for p in (False, True) if not (p and t < 2)]
 
 
+def frame_limit(model: torch.nn.Module) -> int | None:
+    """Longest clip the model accepts: its learned positional table (None = no limit)."""
+    config = getattr(model, "config", None)
+    if config is not None and config.positional_encoding == "learned":
+        return int(config.max_frames)
+    return None
+
+
+def frames_for(model: torch.nn.Module, frames=FRAMES) -> tuple[list[int], list[int]]:
+    """``frames`` the model can take, with its limit standing in for longer ones; and those dropped."""
+    limit = frame_limit(model)
+    if limit is None:
+        return sorted(set(frames)), []
+    kept = {t for t in frames if t <= limit}
+    dropped = sorted(t for t in frames if t > limit)
+    if dropped:
+        kept.add(limit)  # still test the longest clip it accepts
+    return sorted(kept), dropped
+
+
 def onnx_session(onnx_model, threads: int | None = None, optimization: str = "all"):
     """An onnxruntime CPU session from a path or serialized bytes."""
     import onnxruntime as ort
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # errors come back as exceptions and are reported by us
     options.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
@@ -163,11 +187,19 @@ def onnx_runner(onnx_model, threads: int | None = None) -> Runner:
 
 def validate_onnx(model: torch.nn.Module, onnx_model, batches=BATCHES, frames=FRAMES,
                   tolerance: float = TOLERANCE, runtime: str = "onnxruntime") -> ValidationTable:
-    """onnxruntime vs PyTorch on ``batches`` × ``frames``, with and without padding."""
+    """onnxruntime vs PyTorch on ``batches`` × ``frames``, with and without padding.
+
+    Frame counts beyond the model's learned positional table (training's ``max_frames``)
+    are replaced by that limit: the model rejects longer clips, in PyTorch as in ONNX.
+    """
+    frames, dropped = frames_for(model, frames)
+    if dropped:
+        log.info("model accepts at most %d frames: validating %s instead of %s", frame_limit(model),
+                 frame_limit(model), dropped)
     table = compare(model, onnx_runner(onnx_model), runtime, grid(batches, frames), tolerance)
     log.info("%s validation: max abs diff %.2e over %d cases", runtime, table.max_abs_diff, len(table.rows))
     return table
 
 
-__all__ = ["ValidationError", "ValidationTable", "CaseResult", "validate_onnx", "compare", "grid",
+__all__ = ["ValidationError", "ValidationTable", "CaseResult", "validate_onnx", "compare", "grid", "frames_for",
            "random_batch", "onnx_session", "onnx_runner", "torch_runner", "TOLERANCE"]

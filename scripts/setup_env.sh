@@ -74,22 +74,26 @@ if [[ "$WITH_TEST" == 0 ]]; then
     exit 0
 fi
 
-# --- Chromium for the browser tests ----------------------------------------------------
-if [[ -x /usr/bin/chromium ]]; then
-    log "chromium already installed"
+# --- Debian packages for the tests: Chromium (browser tests), opencv-doc (real photos/clips) -----
+APT_PACKAGES=()
+[[ -x /usr/bin/chromium ]] || APT_PACKAGES+=(chromium)
+[[ -f /usr/share/doc/opencv-doc/examples/data/messi5.jpg ]] || dpkg -s opencv-doc >/dev/null 2>&1 \
+    || APT_PACKAGES+=(opencv-doc)
+if [[ ${#APT_PACKAGES[@]} == 0 ]]; then
+    log "chromium and opencv-doc already installed"
 elif ! command -v apt-get >/dev/null 2>&1; then
-    log "warning: no apt-get; install Chromium at /usr/bin/chromium for the browser tests"
+    log "warning: no apt-get; install ${APT_PACKAGES[*]} for the browser and extraction tests"
 else
     SUDO=()
     if [[ "$(id -u)" != 0 ]]; then
         SUDO=(sudo -n)  # non-interactive: fails instead of asking for a password
     fi
-    log "installing chromium with apt-get"
+    log "installing ${APT_PACKAGES[*]} with apt-get"
     if ! { "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q \
             && "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-                --no-install-recommends chromium; } </dev/null; then
-        [[ "$(id -u)" == 0 ]] && die "apt-get could not install chromium"
-        log "warning: could not install chromium without root; run as root for the browser tests"
+                --no-install-recommends "${APT_PACKAGES[@]}"; } </dev/null; then
+        [[ "$(id -u)" == 0 ]] && die "apt-get could not install ${APT_PACKAGES[*]}"
+        log "warning: could not install ${APT_PACKAGES[*]} without root; run as root for those tests"
     fi
 fi
 

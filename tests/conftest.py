@@ -73,3 +73,16 @@ def tiny_checkpoint(tmp_path_factory, tiny_synthetic_dataset: Path) -> Path:
         epochs=1, epoch_iters=2, batch_size=8, samples_per_class=2)
     train(config)
     return out / "tiny" / "best.pth"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_dataset_cache(tmp_path_factory):
+    """Tests never read or fill the user's dataset cache."""
+    import os
+    previous = os.environ.get("SPOTER_CACHE_DIR")
+    os.environ["SPOTER_CACHE_DIR"] = str(tmp_path_factory.mktemp("dataset-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("SPOTER_CACHE_DIR", None)
+    else:
+        os.environ["SPOTER_CACHE_DIR"] = previous

@@ -35,7 +35,8 @@ def index_rows(folder: Path) -> dict[str, str]:
     return {line.split(",")[0]: line.split(",")[1] for line in lines}
 
 
-def test_landmark_file_prints_five_glosses_with_distances(tiny_checkpoint, tiny_synthetic_dataset, gallery_file, capsys):
+def test_landmark_file_prints_five_glosses_with_distances(tiny_checkpoint, tiny_synthetic_dataset, gallery_file,
+                                                          capsys):
     video_id, gloss = next(iter(index_rows(tiny_synthetic_dataset).items()))
     clip = tiny_synthetic_dataset / "landmarks" / f"{video_id}.npy"
     status, out, err = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(gallery_file), str(clip)], capsys)
@@ -82,7 +83,8 @@ def test_bad_inputs_are_reported_and_the_rest_still_run(tiny_checkpoint, tiny_sy
     assert status == 1
     errors = err.strip().splitlines()
     assert errors == [f"error: {nobody}: no person detected in any of its 10 frames",
-                      f"error: {no_hands}: no hands detected in any of its 10 frames (the signer's hands must be visible)",
+                      (f"error: {no_hands}: no hands detected in any of its 10 frames "
+                       "(the signer's hands must be visible)"),
                       f"error: {wrong}: expected shape (frames, 150), got (10, 7)"]
     assert out.startswith(str(good)) and "5." in out
 

@@ -141,7 +141,8 @@ def test_missing_folder_exit_2_and_debug_shows_traceback(tmp_path, capsys):
     args = ["extract", "--videos-folder", str(tmp_path / "nope"), "--output-landmarks", str(tmp_path / "out")]
     assert preprocessing.main(args) == 2
     err = capsys.readouterr().err
-    assert err.strip() == f"preprocessing.py extract: error: videos folder {tmp_path / 'nope'} does not exist or is not a folder"
+    assert err.strip() == (f"preprocessing.py extract: error: videos folder {tmp_path / 'nope'} "
+                           "does not exist or is not a folder")
     assert preprocessing.main([*args, "--debug"]) == 2
     assert "Traceback" in capsys.readouterr().err
 
@@ -274,7 +275,8 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_outputs(tmp_path):
         assert rerun.wait(timeout=600) == 0, (context, rerun.stderr.read().decode())
         assert outputs(out).keys() == expected.keys(), context
         for name, data in expected.items():
-            same = np.array_equal(np.load(out / name, allow_pickle=False), np.load(reference / name, allow_pickle=False))
+            same = np.array_equal(np.load(out / name, allow_pickle=False),
+                                  np.load(reference / name, allow_pickle=False))
             assert same and (out / name).read_bytes() == data, (context, name)
         assert (out / "manifest.csv").read_bytes() == (reference / "manifest.csv").read_bytes(), context
         assert (out / "failures.csv").read_bytes() == (reference / "failures.csv").read_bytes(), context

@@ -12,6 +12,7 @@ class TrainConfig:
     out_dir: str = "out-checkpoints"
     tracker: str = "local"                 # local | clearml | none
     resume: bool = False
+    init_checkpoint: str = ""              # start from these weights (fine-tuning a pre-trained model)
     # --- data
     dataset_loader: str = "local"          # local | clearml
     dataset_name: str = ""
@@ -26,6 +27,7 @@ class TrainConfig:
     max_frames: int = 256                  # longer clips are resampled down to this
     resample_frames: int = 0               # > 0: every clip resampled to this length
     normalization: str = "centered"        # centered | spoter | none
+    canonical_handedness: bool = False     # mirror clips whose left hand is the active one
     augmentations_prob: float = 0.5
     augmentation_strength: float = 1.0
     mirror_prob: float = 0.0
@@ -100,6 +102,11 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UsageError(f"--{name} {getattr(self, name)!r}: choose one of {', '.join(allowed)}")
+
+    def preprocessing(self) -> dict:
+        """The clip preparation settings (datasets.preprocess), stored in checkpoints as ``normalization``."""
+        return {"body": self.normalization, "hands": True, "resample_frames": self.resample_frames,
+                "max_frames": self.max_frames, "canonical_handedness": self.canonical_handedness}
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -56,13 +56,11 @@ def load_training_data(config: TrainConfig) -> TrainingData:
 def build_train_dataset(data: TrainingData, config: TrainConfig) -> SignDataset:
     transform = spoter_augmentations(config.augmentations_prob, config.gaussian_mean, config.gaussian_std,
                                      config.mirror_prob, config.augmentation_strength)
-    return SignDataset(data.train, transform, config.normalization, max_frames=config.max_frames,
-                       resample_to=config.resample_frames or None, seed=config.seed)
+    return SignDataset(data.train, transform, seed=config.seed, settings=config.preprocessing())
 
 
 def build_eval_dataset(sequences: SequenceSet, config: TrainConfig) -> SignDataset:
-    return SignDataset(sequences, None, config.normalization, max_frames=config.max_frames,
-                       resample_to=config.resample_frames or None, seed=config.seed)
+    return SignDataset(sequences, None, seed=config.seed, settings=config.preprocessing())
 
 
 def check_batching(data: TrainingData, config: TrainConfig) -> None:

@@ -19,7 +19,8 @@ from models.spoter import SpoterConfig, build_model
 from training import distributed as dist_utils
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import TrainConfig
-from training.data import build_eval_dataset, build_train_dataset, check_batching, load_training_data
+from training.data import (TrainingData, build_eval_dataset, build_train_dataset, check_batching,
+                           load_training_data)
 from training.distances import CosineDistance, EuclideanDistance
 from training.hard_grouping import HardMiningScheduler, group_hard_batches
 from training.losses import TripletMarginLoss
@@ -51,6 +52,23 @@ def build_criterion(config: TrainConfig):
     else:
         raise UsageError(f"--hard_triplet_mining {mining!r}: choose in_batch, batch_hard or None")
     return TripletMarginLoss(margin=config.triplet_loss_margin, distance=distance, miner=miner)
+
+
+def load_initial_weights(model: torch.nn.Module, path: str) -> None:
+    """Start from a pre-trained checkpoint's weights (fine-tuning); every tensor must match in shape.
+
+    A classification head of another vocabulary is the one part allowed to differ: it is
+    left at its fresh initialisation.
+    """
+    state = load_checkpoint(path)["state_dict"]
+    own = model.state_dict()
+    mismatched = [k for k in own if k in state and state[k].shape != own[k].shape and not k.startswith("head.")]
+    missing = [k for k in own if k not in state]
+    if mismatched or missing:
+        names = ", ".join((mismatched + missing)[:5])
+        raise UsageError(f"--init_checkpoint {path}: its weights do not fit this architecture ({names})")
+    model.load_state_dict({k: v for k, v in state.items() if k in own and v.shape == own[k].shape}, strict=False)
+    log.info("initial weights from %s", path)
 
 
 def build_optimizer(model, config: TrainConfig):
@@ -159,17 +177,25 @@ def evaluate_epoch(model, data, train_eval, val_eval, device, config) -> dict:
     return metrics
 
 
-def train(config: TrainConfig) -> dict:
-    """Train a model as ``config`` says; returns the final epoch's metrics."""
+def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -> dict:
+    """Train a model as ``config`` says; returns the final epoch's metrics.
+
+    ``data`` replaces loading ``config.training_set_path`` (e.g. a signer subset built in
+    memory by a cross-validation protocol); the paths are then only recorded.
+    ``tracker`` replaces the one ``config.tracker`` names (same methods as training.tracking's).
+    """
     config.check()
     dist_utils.setup()
     device = dist_utils.device_for_rank(resolve_device(config.device))
     torch.manual_seed(config.seed + dist_utils.rank())
     out_dir = Path(config.out_dir) / config.experiment_name
-    data = load_training_data(config)
+    data = data if data is not None else load_training_data(config)
     check_batching(data, config)
     model_config = SpoterConfig.from_dict(config.model_config(len(data.label_names)))
-    model = build_model(model_config).to(device)
+    model = build_model(model_config)
+    if config.init_checkpoint:
+        load_initial_weights(model, config.init_checkpoint)
+    model = model.to(device)
     model = dist_utils.wrap(model, device)
     criterion, optimizer = build_criterion(config), build_optimizer(model, config)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.scheduler_factor,
@@ -180,8 +206,9 @@ def train(config: TrainConfig) -> dict:
     train_set = build_train_dataset(data, config)
     train_eval = build_eval_dataset(data.train, config)
     val_eval = build_eval_dataset(data.val, config) if data.val is not None else None
-    tracker = build_tracker(config.tracker, out_dir, config.to_dict(), config.dataset_project,
-                            config.experiment_name) if dist_utils.is_main() else None
+    if tracker is None and dist_utils.is_main():
+        tracker = build_tracker(config.tracker, out_dir, config.to_dict(), config.dataset_project,
+                                config.experiment_name)
     start_epoch, best, history = 0, -math.inf, []
     if config.resume and (out_dir / "last.pth").exists():
         state = load_checkpoint(out_dir / "last.pth")
@@ -223,8 +250,7 @@ def train(config: TrainConfig) -> dict:
         payload = {
             "state_dict": dist_utils.unwrap(model).state_dict(), "config": config.to_dict(),
             "model_config": {**model_config.__dict__}, "label_names": list(data.label_names),
-            "normalization": {"body": config.normalization, "hands": True, "resample_frames": config.resample_frames,
-                              "max_frames": config.max_frames},
+            "normalization": config.preprocessing(),
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
             "history": history, "epoch": epoch, "best_metric": max(best, score) if np.isfinite(score) else best,
             "optimizer": optimizer.state_dict(), "scheduler": plateau.state_dict(),

@@ -80,9 +80,11 @@ class ClearMLTracker(LocalTracker):
         from clearml import Task
         if os.environ.get("CLEARML_OFFLINE_MODE", "") not in ("", "0"):
             Task.set_offline(True)
-        self.task = Task.init(project_name=project, task_name=name, auto_connect_frameworks=False,
+        # Framework hooks and repository detection are off: they only slow start-up and need no server.
+        frameworks = {"detect_repository": False, "pytorch": False, "matplotlib": False, "tensorboard": False}
+        self.task = Task.init(project_name=project, task_name=name, auto_connect_frameworks=frameworks,
                               auto_connect_arg_parser=False, auto_resource_monitoring=False,
-                              detect_repository=False, reuse_last_task_id=False)
+                              auto_connect_streams=False, reuse_last_task_id=False)
         self.task.connect(config, name="config")
         self.logger = self.task.get_logger()
 

@@ -41,6 +41,8 @@ from datasets import layout  # noqa: E402
 from datasets import normalization  # noqa: E402
 from datasets.atomic import atomic_write  # noqa: E402
 from datasets.errors import DataError, UsageError  # noqa: E402
+from datasets.torch_data import resample_frames  # noqa: E402
+from export.quantize import INT8_FILE  # noqa: E402
 
 log = logging.getLogger("web.build")
 
@@ -50,19 +52,13 @@ DEFAULT_PREPROCESSING = {"body": "centered", "hands": True, "max_frames": 0, "re
 
 
 # ------------------------------------------------------------- reference pipeline
-def resample_indices(num_frames: int, target: int) -> np.ndarray:
-    """Same indices as :func:`datasets.torch_data.resample_frames` (kept import-light)."""
-    from datasets.torch_data import resample_frames
-    return resample_frames(num_frames, target)
-
-
 def prepare_points(points: np.ndarray, prep: dict) -> np.ndarray:
     """SPOTER points ``(T, 54, 2)`` -> model input ``(T', 54, 2)``: resample as trained, then normalise."""
     length = len(points)
     if prep.get("resample_frames"):
-        points = points[resample_indices(length, int(prep["resample_frames"]))]
+        points = points[resample_frames(length, int(prep["resample_frames"]))]
     elif prep.get("max_frames") and length > int(prep["max_frames"]):
-        points = points[resample_indices(length, int(prep["max_frames"]))]
+        points = points[resample_frames(length, int(prep["max_frames"]))]
     body = prep.get("body", "centered")
     return normalization.normalize(np.asarray(points, np.float32), body, bool(prep.get("hands", True)))
 
@@ -128,6 +124,14 @@ def write_json(path: Path, document) -> None:
         json.dump(document, handle, separators=(",", ":"))
 
 
+def copy_file(source: Path, target: Path) -> None:
+    """Copy atomically (temporary name, then rename), readable by the server."""
+    tmp = target.parent / f".{target.name}.tmp"
+    shutil.copyfile(source, tmp)
+    tmp.chmod(0o644)
+    tmp.replace(target)
+
+
 def write_layout(out: Path) -> None:
     """The generated constants: the layout source of truth plus the normalisation factors."""
     write_json(out / "layout.json", {
@@ -183,6 +187,15 @@ def model_io(meta: dict, session) -> dict:
     return {"landmarks": landmarks, "padding_mask": mask, "output": output}
 
 
+def model_name(meta: dict, model_dir: Path) -> str:
+    """What the page shows as the model: its checkpoint (and epoch) when model.json says."""
+    source = meta.get("source_checkpoint") or {}
+    if source.get("file"):
+        epoch = source.get("epoch")
+        return source["file"] + (f" (epoch {epoch + 1})" if isinstance(epoch, int) else "")
+    return model_dir.name
+
+
 def synthetic_split(num_classes: int, num_signers: int, gallery_signers: int, seed: int):
     """Built-in synthetic clips: (gallery samples, held-out samples)."""
     from datasets.synthetic import generate_signs
@@ -195,29 +208,22 @@ def synthetic_split(num_classes: int, num_signers: int, gallery_signers: int, se
 
 
 def gallery_from_npz(path: Path) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: not a readable gallery npz ({error})") from None
-    missing = [k for k in ("embeddings", "labels", "label_names") if k not in arrays]
-    if missing:
-        raise DataError(f"{path}: gallery npz lacks {', '.join(missing)}")
-    n = len(arrays["embeddings"])
+    """A gallery saved by ``evaluate.py --save-gallery`` (checked by evaluation.gallery)."""
+    from evaluation.gallery import Gallery
+    gallery = Gallery.load(path)
     return {
-        "embeddings": np.asarray(arrays["embeddings"], np.float32), "labels": np.asarray(arrays["labels"], np.int64),
-        "label_names": [str(x) for x in arrays["label_names"]],
-        "video_ids": [str(x) for x in arrays.get("video_ids", np.array([""] * n))],
-        "signer_ids": [str(x) for x in arrays.get("signer_ids", np.array([""] * n))],
-        "source": f"{path.name} (evaluate.py --save-gallery)",
+        "embeddings": np.asarray(gallery.embeddings, np.float32), "labels": np.asarray(gallery.labels, np.int64),
+        "label_names": [str(x) for x in gallery.label_names], "video_ids": [str(x) for x in gallery.video_ids],
+        "signer_ids": [str(x) for x in gallery.signer_ids], "metric": gallery.metric,
+        "model_digest": gallery.model_digest, "source": f"{path.name} (evaluate.py --save-gallery)",
     }
 
 
 def gallery_from_sequences(session, names, prep: dict, points: list[np.ndarray], labels, label_names,
-                           video_ids, signer_ids, source: str) -> dict:
+                           video_ids, signer_ids, source: str, progress: bool = True) -> dict:
     from tqdm import tqdm
     clips = [prepare_points(p, prep) for p in points]
-    embeddings = embed(session, tqdm(clips, desc="gallery", unit="clip", disable=len(clips) < 200), names)
+    embeddings = embed(session, tqdm(clips, desc="gallery", unit="clip", disable=not progress or len(clips) < 200), names)
     return {"embeddings": embeddings, "labels": np.asarray(labels, np.int64), "label_names": list(label_names),
             "video_ids": list(video_ids), "signer_ids": list(signer_ids), "source": source}
 
@@ -234,7 +240,7 @@ def write_gallery(out: Path, gallery: dict, metric: str) -> dict:
     info = {
         "file": "gallery.bin", "count": int(embeddings.shape[0]), "dim": int(embeddings.shape[1]),
         "metric": metric, "source": gallery["source"], "sha256": sha256(out / "gallery.bin"),
-        "num_glosses": int(len(np.unique(labels))),
+        "num_glosses": int(len(np.unique(labels))), "model_digest": gallery.get("model_digest", ""),
     }
     write_json(out / "gallery.json", {
         **info, "labels": labels.tolist(), "label_names": gallery["label_names"],
@@ -275,8 +281,12 @@ def pick_samples(held_out, label_names: list[str], count: int) -> list[dict]:
 def build(model_dir: Path, out: Path = DEFAULT_OUT, gallery_npz: Path | None = None,
           gallery_data: Path | None = None, gallery_split: str | None = None, num_samples: int = 6,
           synthetic_classes: int = 100, synthetic_signers: int = 12, gallery_signers: int = 9, seed: int = 0,
-          metric: str | None = None) -> dict:
-    """Write everything the page loads into ``out``; returns the manifest."""
+          metric: str | None = None, int8: bool = False, progress: bool = True) -> dict:
+    """Write everything the page loads into ``out``; returns the manifest.
+
+    The int8 variant (``?precision=int8`` on the page) is copied when the export folder
+    has one, or made here with ``export.quantize_int8`` when ``int8`` is set.
+    """
     model_dir, out = Path(model_dir), Path(out)
     meta = read_model_meta(model_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -285,7 +295,7 @@ def build(model_dir: Path, out: Path = DEFAULT_OUT, gallery_npz: Path | None = N
     names = (io_names["landmarks"], io_names["padding_mask"], io_names["output"])
     prep = preprocessing_from_meta(meta)
     if metric is None:  # the distance the model was trained with, when model.json says
-        metric = (meta.get("config") or {}).get("distance") or meta.get("distance") or "euclidean"
+        metric = meta.get("distance") or "euclidean"
 
     need_synthetic = gallery_npz is None and gallery_data is None or num_samples > 0
     gallery_part, held_out = (synthetic_split(synthetic_classes, synthetic_signers, gallery_signers, seed)
@@ -297,29 +307,41 @@ def build(model_dir: Path, out: Path = DEFAULT_OUT, gallery_npz: Path | None = N
         seqs = load_sequence_set(gallery_data, split=gallery_split, cache=False)
         gallery = gallery_from_sequences(
             session, names, prep, [seqs.sequence(i) for i in range(len(seqs))], seqs.labels, seqs.label_names,
-            seqs.video_ids, seqs.signer_ids, f"{Path(gallery_data).name}" + (f" ({gallery_split})" if gallery_split else ""))
+            seqs.video_ids, seqs.signer_ids, f"{Path(gallery_data).name}" + (f" ({gallery_split})" if gallery_split else ""),
+            progress)
     else:
         label_names = sorted({s.gloss for s in gallery_part}, key=[s.gloss for s in gallery_part].index)
         gallery = gallery_from_sequences(
             session, names, prep, [layout.raw_to_spoter(s.raw) for s in gallery_part],
             [label_names.index(s.gloss) for s in gallery_part], label_names,
             [s.video_id for s in gallery_part], [s.signer_id for s in gallery_part],
-            f"built-in synthetic data (seed {seed}, {synthetic_classes} glosses, signers 1-{gallery_signers})")
+            f"built-in synthetic data (seed {seed}, {synthetic_classes} glosses, signers 1-{gallery_signers})", progress)
     expected_dim = int(embed(session, [np.zeros((2, layout.NUM_POINTS, layout.NUM_COORDS), np.float32)], names).shape[1])
     if gallery["embeddings"].shape[1] != expected_dim:
         raise DataError(f"gallery embeddings have {gallery['embeddings'].shape[1]} dimensions, the model gives {expected_dim}")
-    gallery_info = write_gallery(out, gallery, metric)
+    gallery_info = write_gallery(out, gallery, gallery.get("metric") or metric)
 
     samples = write_samples(out, pick_samples(held_out, gallery["label_names"], num_samples))
+    if num_samples and not samples:
+        log.warning("no sample clips bundled: the gallery knows none of the built-in synthetic glosses")
     write_layout(out)
     for name in ("model.onnx", "model.json"):
-        shutil.copyfile(model_dir / name, out / f".{name}.tmp")
-        (out / f".{name}.tmp").replace(out / name)
+        copy_file(model_dir / name, out / name)
+    variants = {}
+    if int8 or (model_dir / INT8_FILE).is_file():
+        if not (model_dir / INT8_FILE).is_file():
+            from export.quantize import quantize_int8
+            quantize_int8(out / "model.onnx", out / INT8_FILE)
+        else:
+            copy_file(model_dir / INT8_FILE, out / INT8_FILE)
+        variants["int8"] = {"file": INT8_FILE, "sha256": sha256(out / INT8_FILE), "bytes": (out / INT8_FILE).stat().st_size}
+    elif (out / INT8_FILE).exists():
+        (out / INT8_FILE).unlink()  # a stale variant of an earlier model
     manifest = {
         "model": {
-            "file": "model.onnx", "meta": "model.json", "name": meta.get("name") or model_dir.name,
+            "file": "model.onnx", "meta": "model.json", "name": model_name(meta, model_dir),
             "sha256": sha256(out / "model.onnx"), "bytes": (out / "model.onnx").stat().st_size,
-            "inputs": io_names, "embedding_dim": expected_dim, "preprocessing": prep,
+            "inputs": io_names, "embedding_dim": expected_dim, "preprocessing": prep, "variants": variants,
             "config": meta.get("model_config") or meta.get("config") or {},
         },
         "gallery": {**gallery_info, "meta": "gallery.json"},
@@ -328,6 +350,8 @@ def build(model_dir: Path, out: Path = DEFAULT_OUT, gallery_npz: Path | None = N
         "top_k": TOP_K,
     }
     write_json(out / "manifest.json", manifest)
+    for path in out.rglob("*"):  # atomic writes create owner-only files; any server user may read these
+        path.chmod(0o755 if path.is_dir() else 0o644)
     return manifest
 
 
@@ -345,14 +369,17 @@ def main(argv=None) -> int:
     parser.add_argument("--gallery-signers", type=int, default=9, help="synthetic signers in the gallery; the rest give samples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--metric", choices=("euclidean", "cosine"),
-                        help="gallery distance (default: the model's training distance, else euclidean)")
+                        help="distance for an embedded gallery (default: model.json's distance); "
+                             "a --gallery-npz keeps its own")
+    parser.add_argument("--int8", action="store_true",
+                        help="also ship a dynamic-int8 model (faster in wasm; the page uses it with ?precision=int8)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         manifest = build(args.model_dir, args.out, args.gallery_npz, args.gallery_data, args.gallery_split,
                          args.samples, args.synthetic_classes, args.synthetic_signers, args.gallery_signers,
-                         args.seed, args.metric)
+                         args.seed, args.metric, args.int8)
     except UsageError as error:
         if args.debug:
             raise

@@ -33,9 +33,9 @@ COMMON_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-cache",
-    # 'self' only; wasm needs wasm-unsafe-eval, MediaPipe's loader needs eval and blob: workers.
-    "Content-Security-Policy": ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'; "
-                                "worker-src 'self' blob:; img-src 'self' blob: data:; media-src 'self' blob:; "
+    # 'self' only (wasm needs wasm-unsafe-eval; a chosen video file plays from a blob: URL).
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+                                "worker-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
                                 "style-src 'self'; connect-src 'self' blob: data:; object-src 'none'; "
                                 "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
 }

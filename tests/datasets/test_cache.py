@@ -2,6 +2,8 @@
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -222,6 +224,21 @@ def test_concurrent_writers_leave_one_valid_entry(csv_file, tmp_path):
     for result in results:
         assert_same(result, cold)
     assert [p.name.startswith(".") for p in (tmp_path / "cache").iterdir()] == [False]  # no temporaries left
+    assert_same(load_sequence_set(csv_file, cache=tmp_path / "cache"), cold)
+
+
+def test_concurrent_processes_share_one_entry(csv_file, tmp_path, repo_root):
+    """Two processes (e.g. two training ranks) filling the same entry at the same time."""
+    code = ("import sys; from datasets.loading import load_sequence_set; "
+            "d = load_sequence_set(sys.argv[1], cache=sys.argv[2]); print(len(d), float(d.frames.sum()))")
+    command = [sys.executable, "-c", code, str(csv_file), str(tmp_path / "cache")]
+    workers = [subprocess.Popen(command, cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    cold = load_sequence_set(csv_file, cache=False)
+    assert {out.split()[0] for out, _ in outputs} == {str(len(cold))}
+    assert [p.name.startswith(".") for p in (tmp_path / "cache").iterdir()] == [False]
     assert_same(load_sequence_set(csv_file, cache=tmp_path / "cache"), cold)
 
 

@@ -113,6 +113,20 @@ def test_published_style_file_matches_the_naive_reference(tmp_path):
     assert fast.video_ids.tolist() == ["", "", ""]
 
 
+def test_17_digit_values_round_like_python_floats(tmp_path):
+    """Published files hold float64 reprs; each must become float32(float(text)), as in the original."""
+    rng = np.random.default_rng(4)
+    header = ["labels", *layout.COLUMN_NAMES]
+    rows = [header] + [[str(k), *(str((rng.random(n) * 10.0 ** rng.integers(-3, 4)).tolist())
+                                   for _ in layout.COLUMN_NAMES)] for k, n in enumerate((40, 90, 65))]
+    path = write_rows(tmp_path / "float64.csv", rows)
+    fast, careful = read_both_ways(path)
+    samples, _ = naive_reference(path)
+    for i, sample in enumerate(samples):
+        np.testing.assert_array_equal(fast.sequence(i), sample)
+    assert_same(careful, fast)
+
+
 def test_id_to_label_json_beside_the_file_names_the_labels(tmp_path):
     write_spoter_csv(make_set(), tmp_path / "with_names.csv")
     rows = read_rows(tmp_path / "with_names.csv")

@@ -67,7 +67,7 @@ def test_query_ranks_distinct_glosses_like_the_metrics(metric):
     np.testing.assert_array_equal(matches.glosses, want_ids.numpy())
     np.testing.assert_allclose(matches.gloss_distances, want_d.numpy(), rtol=1e-5, atol=1e-5)
     assert matches.neighbours.shape == (25, 3)
-    assert len(set(g for g, _ in matches.top(0))) == 5
+    assert len({g for g, _ in matches.top(0)}) == 5
 
 
 def test_query_looks_past_a_crowd_of_one_gloss():
@@ -128,7 +128,9 @@ def test_exact_index_matches_numpy_and_can_be_replaced():
 
     class Recording:
         """Any object with search(queries, k) can stand in (e.g. an approximate index)."""
-        calls = []
+
+        def __init__(self):
+            self.calls = []
 
         def search(self, q, k):
             self.calls.append(k)

@@ -81,3 +81,22 @@ def test_detection_check():
         check_detections(raw, "clip")
     raw[2, layout.RAW_RIGHT_HAND_OFFSET * 2:] = 0.4        # one hand in one frame is enough
     check_detections(raw, "clip")
+
+
+def test_enrol_new_glosses_from_a_few_clips(tiny_checkpoint, tiny_synthetic_dataset, tmp_path):
+    from datasets.synthetic import write_synthetic_dataset
+    from evaluation.gallery import Gallery, build_gallery, enrol
+    embedder = load_embedder(tiny_checkpoint)
+    gallery = build_gallery(embedder, load_sequence_set(tiny_synthetic_dataset / "tiny_train.csv", cache=False))
+    write_synthetic_dataset(tmp_path / "new", num_classes=3, num_signers=2, samples_per_class_per_signer=1,
+                            val_signers=0, seed=77, min_frames=20, max_frames=30, name="new")
+    new = load_sequence_set(tmp_path / "new", cache=False)
+    bigger = enrol(gallery, embedder, new)
+    assert bigger.label_names[:len(gallery.label_names)] == gallery.label_names
+    assert set(bigger.label_names) - set(gallery.label_names) == set(new.label_names)
+    matches = bigger.query(embedder.embed(new), k=5)
+    assert [matches.top(i)[0][0] for i in range(len(new))] == [new.label_names[l] for l in new.labels]
+    saved = Gallery.load(bigger.save(tmp_path / "g.npz"))
+    assert saved.label_names == bigger.label_names and len(saved) == len(gallery) + len(new)
+    with pytest.raises(DataError, match="built with another model"):
+        enrol(gallery, untrained_twin(embedder), new)

@@ -3,9 +3,18 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.knn import masked_centroid_distances, map_at_r, pairwise_distances
-from evaluation.report import (EmbeddedSet, align, enrolment_draw, evaluate_embeddings, exclusion_masks,
-                               format_per_gloss, format_table, per_gloss_table, protocol)
+from evaluation.knn import map_at_r, masked_centroid_distances, pairwise_distances
+from evaluation.report import (
+    EmbeddedSet,
+    align,
+    enrolment_draw,
+    evaluate_embeddings,
+    exclusion_masks,
+    format_per_gloss,
+    format_table,
+    per_gloss_table,
+    protocol,
+)
 
 
 def make_set(points, glosses, signers=None, videos=None, names=None):
@@ -196,7 +205,8 @@ def test_per_gloss_report_names_the_most_confused_gloss():
     predictions = np.array([[0, 1], [1, 0], [1, 2], [2, 1], [1, 0]])
     rows, confusion = per_gloss_table(labels, predictions, np.ones(5, bool), ["a", "b", "c"], ks=(1, 2))
     by = {r["gloss"]: r for r in rows}
-    assert by["a"]["top1"] == pytest.approx(1 / 3) and by["a"]["most_confused"] == "b" and by["a"]["confused_count"] == 2
+    assert by["a"]["top1"] == pytest.approx(1 / 3)
+    assert by["a"]["most_confused"] == "b" and by["a"]["confused_count"] == 2
     assert by["b"]["top2"] == 1.0 and by["b"]["most_confused"] == "c"
     assert "c" not in by                                    # no queries of c
     assert confusion[0].tolist() == [1, 2, 0]

@@ -5,9 +5,9 @@ import stat
 import pytest
 
 import convert
+from datasets.errors import DataError, UsageError
 from entrypoint import run_cli
 from export.source import load_source, prepare_output_folder
-from datasets.errors import DataError, UsageError
 
 
 def cli(argv, capsys):

@@ -38,6 +38,7 @@ def test_validation_results_and_nan_free_json(model_json, converted):
     onnx_summary = model_json["validation"]["onnx"]
     assert onnx_summary["passed"] is True and onnx_summary["max_abs_diff"] < 1e-4
     assert onnx_summary["frames"] == [1, 37, 100, 300] and onnx_summary["batches"] == [1, 2, 3, 4]
+    assert onnx_summary["graph"] == "streamlined"
     assert model_json["metrics"]["val_silhouette"] is None  # NaN in the checkpoint -> null, still valid JSON
     text = (converted[0] / "model.json").read_text(encoding="utf-8")
     assert "NaN" not in text and "Infinity" not in text

@@ -1,6 +1,7 @@
 """End-to-end behaviour of the training loop on a tiny model and a tiny hand-made dataset."""
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -108,9 +109,28 @@ def test_distributed_two_gloo_processes(tiny_csvs, tmp_path):
             "--out_dir", str(tmp_path), "--experiment_name", "ddp", "--epochs", "2", "--num_encoder_layers", "1",
             "--num_decoder_layers", "1", "--dim_feedforward", "32", "--vector_length", "8", "--batch_size", "8",
             "--samples_per_class", "2", "--epoch_iters", "4"]
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             "train.py", *args], cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
+    process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                                "train.py", *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env, start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:  # never leave workers behind, whatever happened
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, stderr[-2000:]
     ck = load_checkpoint(tmp_path / "ddp" / "last.pth")
     assert ck["epoch"] == 1 and not any(k.startswith("module.") for k in ck["state_dict"])
     assert len((tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()) == 2  # rank 0 logs once per epoch
+
+
+def test_clearml_tracker_offline(tiny_csvs, tmp_path, monkeypatch):
+    conf = tmp_path / "clearml.conf"
+    conf.write_text("sdk { development { report_use_subprocess: false } }\n")
+    monkeypatch.setenv("CLEARML_CONFIG_FILE", str(conf))
+    monkeypatch.setenv("CLEARML_OFFLINE_MODE", "1")
+    monkeypatch.setenv("CLEARML_CACHE_DIR", str(tmp_path / "clearml-cache"))
+    metrics = train(_config(tiny_csvs, tmp_path / "out", epochs=1, tracker="clearml"))
+    assert np.isfinite(metrics["train_loss"])
+    # Offline sessions are kept as a folder (and zip) that `clearml-task import-offline-session` can upload later.
+    recorded = list((tmp_path / "clearml-cache").rglob("*.jsonl")) + list((tmp_path / "clearml-cache").rglob("*.zip"))
+    assert recorded, list((tmp_path / "clearml-cache").rglob("*"))[:20]

@@ -97,7 +97,7 @@ def demo_public(exported_model, web_build, tmp_path_factory) -> Path:
     """A built demo data folder: small synthetic gallery (3 signers) and held-out sample clips."""
     out = tmp_path_factory.mktemp("web-public")
     web_build.build(exported_model, out, num_samples=4, synthetic_classes=12, synthetic_signers=4,
-                    gallery_signers=3, seed=0)
+                    gallery_signers=3, seed=0, int8=True)
     return out
 
 
@@ -178,13 +178,15 @@ def reference(exported_model, demo_public, web_build):
     manifest = json.loads((demo_public / "manifest.json").read_text())
     meta = json.loads((demo_public / "gallery.json").read_text())
     embeddings = np.fromfile(demo_public / "gallery.bin", dtype="<f4").reshape(meta["count"], meta["dim"])
-    session = web_build.open_session(demo_public / "model.onnx")
+    sessions = {}
     inputs = manifest["model"]["inputs"]
     names = (inputs["landmarks"], inputs["padding_mask"], inputs["output"])
     prep = manifest["model"]["preprocessing"]
 
-    def top5(raw: np.ndarray) -> list[tuple[str, float]]:
-        embedding = web_build.embed(session, [web_build.prepare_raw(raw, prep)], names)[0]
+    def top5(raw: np.ndarray, model_file: str = "model.onnx") -> list[tuple[str, float]]:
+        if model_file not in sessions:
+            sessions[model_file] = web_build.open_session(demo_public / model_file)
+        embedding = web_build.embed(sessions[model_file], [web_build.prepare_raw(raw, prep)], names)[0]
         ranked = web_build.top_k(embedding, embeddings, np.asarray(meta["labels"]), len(meta["label_names"]),
                                  meta["metric"])
         return [(meta["label_names"][label], distance) for label, distance in ranked]

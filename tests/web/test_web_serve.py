@@ -1,4 +1,4 @@
-"""web/serve.py serves only the demo's own files, with the isolation headers; web/build.py's output."""
+"""web/serve.py serves only the demo's own files, with the isolation headers."""
 from __future__ import annotations
 
 import http.client
@@ -6,10 +6,7 @@ import json
 import re
 import threading
 
-import numpy as np
 import pytest
-
-from datasets import layout, normalization
 
 
 @pytest.fixture
@@ -75,37 +72,6 @@ def test_web_serve_without_isolation_omits_coop_coep(web_serve, demo_public):
         server.server_close()
     assert status == 200
     assert "cross-origin-embedder-policy" not in headers
-
-
-def test_web_build_writes_layout_from_the_source_of_truth(demo_public):
-    doc = json.loads((demo_public / "layout.json").read_text())
-    assert doc["layout"] == json.loads(json.dumps(layout.layout_spec()))
-    assert doc["normalization"]["hand_box_padding"] == normalization.HAND_BOX_PADDING
-    assert doc["normalization"]["signing_space_head_units"] == normalization.SIGNING_SPACE_HEAD_UNITS
-    assert doc["normalization"]["center_shift"] == normalization.CENTER_SHIFT
-
-
-def test_web_build_gallery_and_samples(demo_public, exported_model):
-    manifest = json.loads((demo_public / "manifest.json").read_text())
-    meta = json.loads((demo_public / "gallery.json").read_text())
-    embeddings = np.fromfile(demo_public / "gallery.bin", dtype="<f4")
-    assert embeddings.size == meta["count"] * meta["dim"] and meta["dim"] == manifest["model"]["embedding_dim"]
-    assert len(meta["labels"]) == meta["count"] and max(meta["labels"]) < len(meta["label_names"])
-    assert manifest["model"]["preprocessing"]["max_frames"] == json.loads(
-        (exported_model / "model.json").read_text())["normalization"]["max_frames"]
-    assert manifest["model"]["inputs"] == {"landmarks": "landmarks", "padding_mask": "padding_mask", "output": "embedding"}
-    gallery_signers = set(meta["signer_ids"])
-    assert manifest["samples"], "no sample clips bundled"
-    for sample in manifest["samples"]:
-        raw = np.load(demo_public / sample["file"], allow_pickle=False)
-        assert raw.shape == (sample["frames"], layout.RAW_FEATURES) and raw.dtype == np.float32
-        assert sample["signer_id"] not in gallery_signers  # samples come from held-out signers
-        assert sample["gloss"] in meta["label_names"]
-
-
-def test_web_build_rejects_a_folder_without_model(web_build, tmp_path):
-    with pytest.raises(web_build.UsageError, match="no model.onnx"):
-        web_build.build(tmp_path, tmp_path / "out")
 
 
 def test_web_sources_load_nothing_from_another_origin(repo_root):

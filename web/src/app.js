@@ -2,7 +2,8 @@
 // webcam, and show the top-5 glosses, the normalised skeleton and the inference time.
 //
 // URL options (for comparisons and the benchmark): ?threads=N (default: all cores when
-// the page is cross-origin isolated), ?opt=disabled|basic|extended|all (graph optimisation).
+// the page is cross-origin isolated), ?opt=disabled|basic|extended|all (graph optimisation),
+// ?precision=int8 (the int8 model, when web/build.py shipped one).
 
 import * as ort from "../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 import { Recognizer } from "./recognizer.js";
@@ -40,6 +41,10 @@ function setControls(enabled) {
   }
   const camera = Boolean(navigator.mediaDevices?.getUserMedia);
   $("camera-start").disabled = !enabled || !camera;
+  if (!recognizer.manifest?.samples.length) {
+    $("sample-select").disabled = true;
+    $("sample-run").disabled = true;
+  }
   $("camera-note").textContent = camera ? "" : "this browser does not offer a camera here (needs https or localhost)";
 }
 
@@ -48,7 +53,10 @@ function describeLoaded() {
   const g = recognizer.gallery;
   const cfg = m.model.config || {};
   const size = cfg.hidden_dim ? `d ${cfg.hidden_dim}, ${cfg.num_heads} heads, ${cfg.num_encoder_layers}+${cfg.num_decoder_layers} layers, ` : "";
-  $("model-info").textContent = `${m.model.name} (${(m.model.bytes / 1e6).toFixed(1)} MB, sha256 ${m.model.sha256.slice(0, 12)}; `
+  const file = recognizer.modelFile === m.model.file ? m.model : Object.values(m.model.variants || {})
+    .find((v) => v.file === recognizer.modelFile);
+  $("model-info").textContent = `${m.model.name}: ${recognizer.modelFile} (${(file.bytes / 1e6).toFixed(1)} MB, `
+    + `sha256 ${file.sha256.slice(0, 12)}; `
     + `${size}${m.model.embedding_dim}-d embedding; body normalisation "${m.model.preprocessing.body}")`;
   $("gallery-info").textContent = `${g.count} clips of ${g.num_glosses} glosses, ${g.metric} distance; ${g.source}`;
   $("runtime-info").textContent = `onnxruntime-web ${ort.env.versions?.web ?? ""} (wasm, SIMD), `
@@ -56,7 +64,8 @@ function describeLoaded() {
     + `${crossOriginIsolated ? "" : " (page not cross-origin isolated: single-threaded)"}, `
     + `graph optimisation "${recognizer.graphOptimization}"; model loaded in ${recognizer.loadMs.toFixed(0)} ms`;
   const select = $("sample-select");
-  select.replaceChildren(...m.samples.map((s, i) => {
+  if (!m.samples.length) select.replaceChildren(new Option("(none bundled with this build)", ""));
+  else select.replaceChildren(...m.samples.map((s, i) => {
     const option = document.createElement("option");
     option.value = String(i);
     option.textContent = `${s.gloss} (${s.signer_id}, ${s.frames} frames)`;
@@ -210,7 +219,7 @@ function wire() {
 async function main() {
   try {
     const threads = Number(params.get("threads")) || 0;
-    await recognizer.load({ threads, graphOptimization: params.get("opt") || "all" });
+    await recognizer.load({ threads, graphOptimization: params.get("opt") || "all", precision: params.get("precision") });
     player = new SkeletonPlayer($("skeleton"), recognizer.layout);
     describeLoaded();
     wire();

@@ -26,7 +26,12 @@ export class Recognizer {
     this.base = base;
   }
 
-  /** Load manifest, layout, gallery and model; `options` = {threads, graphOptimization}. */
+  /**
+   * Load manifest, layout, gallery and model. `options`: threads, graphOptimization
+   * ("disabled" | "basic" | "extended" | "all"), modelFile (another .onnx in the data
+   * folder), precision ("fp32" or a variant of the manifest, e.g. "int8"),
+   * freeDimensionOverrides (e.g. {batch: 1, frames: 100}: fixed input shape).
+   */
   async load(options = {}) {
     const ort = this.ort;
     this.manifest = await (await fetchOk(`${this.base}manifest.json`, "the demo manifest")).json();
@@ -46,12 +51,21 @@ export class Recognizer {
     ort.env.wasm.proxy = false;
     this.graphOptimization = options.graphOptimization || "all";
     const started = performance.now();
-    this.session = await ort.InferenceSession.create(`${this.base}${m.model.file}`, {
+    const variant = options.precision && options.precision !== "fp32" ? m.model.variants?.[options.precision] : null;
+    if (options.precision && options.precision !== "fp32" && !variant) {
+      throw new Error(`this build has no ${options.precision} model (build it with: python web/build.py --${options.precision} ...)`);
+    }
+    this.modelFile = options.modelFile || variant?.file || m.model.file;
+    this.session = await ort.InferenceSession.create(`${this.base}${this.modelFile}`, {
       executionProviders: ["wasm"],
       graphOptimizationLevel: this.graphOptimization,
+      ...(options.freeDimensionOverrides ? { freeDimensionOverrides: options.freeDimensionOverrides } : {}),
     });
-    this.loadMs = performance.now() - started;
     this.inputs = m.model.inputs;
+    // One throw-away run, so that the first clip's time is a warm one (kernels, memory arena).
+    const warmFrames = options.freeDimensionOverrides?.frames ?? 16;
+    await this.embed(new Float32Array(warmFrames * this.layout.numPoints * 2), warmFrames);
+    this.loadMs = performance.now() - started;
     return this;
   }
 

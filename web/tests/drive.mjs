@@ -8,11 +8,13 @@
 //   {"op": "info"}                                  what the page shows as loaded
 //   {"op": "normalize", "files": [...], "out": DIR, "variants": [{"body": "centered", "hands": true}, ...]}
 //        the page's own modules read each .npy and normalise it; writes DIR/<file i>.<variant j>.f32
+//   {"op": "resample", "pairs": [[frames, target], ...]}   the page's frame indices for each pair
 //   {"op": "upload", "file": PATH}                  landmark file through the file input
 //   {"op": "sample", "index": N}                    a bundled sample clip
 //   {"op": "video", "file": PATH}                   a video through MediaPipe Holistic
 //   {"op": "camera", "frames": N}                   the (fake) webcam for about N frames
-//   {"op": "bench", "frames": 100, "runs": 50, "warmup": 5, "threads": 1, "opt": "all"}
+//   {"op": "bench", "frames": 100, "runs": 50, "warmup": 10, "opt": "all", "model": "x.onnx", "static": false}
+//        warm inference latency (threads: the page's ?threads=N), plus normalise and top-k times
 // Every request the browser makes is recorded; any to a host other than the page's is
 // also blocked and reported in "foreign_requests".
 
@@ -107,6 +109,11 @@ try {
         frames.push(result.frames);
       }
       output.results.push({ frames });
+    } else if (step.op === "resample") {
+      output.results.push(await page.evaluate(async (pairs) => {
+        const lm = await import("/src/landmarks.js");
+        return pairs.map(([frames, target]) => lm.resampleIndices(frames, target));
+      }, step.pairs));
     } else if (step.op === "upload" || step.op === "video") {
       const before = await runs();
       const input = step.op === "upload" ? "#file-input" : "#video-input";
@@ -130,24 +137,50 @@ try {
       await waitRun(before);
       output.results.push(await shown());
     } else if (step.op === "bench") {
+      // Threads are fixed when the wasm runtime starts: set them with the page's ?threads=N.
       output.results.push(await page.evaluate(async (cfg) => {
         const ort = await import("/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs");
-        const { Recognizer } = await import("/src/recognizer.js");
-        const r = await new Recognizer(ort).load({ threads: cfg.threads, graphOptimization: cfg.opt });
+        const { Recognizer, availableThreads } = await import("/src/recognizer.js");
+        const threads = availableThreads(Number(new URLSearchParams(location.search).get("threads")) || 0);
+        const r = await new Recognizer(ort).load({
+          threads, graphOptimization: cfg.opt, modelFile: cfg.model,
+          freeDimensionOverrides: cfg.static ? { batch: 1, frames: cfg.frames } : undefined,
+        });
         const P = r.layout.numPoints;
         const points = new Float32Array(cfg.frames * P * 2);
         let seed = 1;
-        for (let i = 0; i < points.length; i++) { seed = (seed * 1103515245 + 12345) % 2147483648; points[i] = seed / 2147483648 - 0.5; }
+        for (let i = 0; i < points.length; i++) {
+          seed = (seed * 1103515245 + 12345) % 2147483648;
+          points[i] = seed / 2147483648 - 0.5;
+        }
         for (let i = 0; i < cfg.warmup; i++) await r.embed(points, cfg.frames);
         const times = [];
         for (let i = 0; i < cfg.runs; i++) times.push((await r.embed(points, cfg.frames)).ms);
+        // The rest of the page's pipeline on a raw clip of the same length: normalise + top-k.
+        const raw = new Float32Array(cfg.frames * r.layout.rawFeatures).map((_, i) => 0.2 + 0.6 * ((i * 7919) % 1000) / 1000);
+        const prepTimes = [];
+        const topTimes = [];
+        let embedding = null;
+        for (let i = 0; i < cfg.runs; i++) {
+          let t0 = performance.now();
+          const input = r.prepare(raw, cfg.frames);
+          prepTimes.push(performance.now() - t0);
+          embedding ??= (await r.embed(input.points, input.frames)).embedding;
+          t0 = performance.now();
+          r.topK(embedding);
+          topTimes.push(performance.now() - t0);
+        }
+        const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
         const sorted = [...times].sort((a, b) => a - b);
+        await r.session.release();
         return {
-          threads: r.threads, opt: r.graphOptimization, frames: cfg.frames, runs: cfg.runs, load_ms: r.loadMs,
-          median_ms: sorted[Math.floor(sorted.length / 2)], min_ms: sorted[0], p90_ms: sorted[Math.floor(sorted.length * 0.9)],
-          isolated: globalThis.crossOriginIsolated, simd: true,
+          model: r.modelFile, threads: r.threads, opt: r.graphOptimization, static_shape: Boolean(cfg.static),
+          frames: cfg.frames, runs: cfg.runs, warmup: cfg.warmup, load_ms: r.loadMs,
+          median_ms: median(times), min_ms: sorted[0], p90_ms: sorted[Math.floor(sorted.length * 0.9)],
+          normalize_median_ms: median(prepTimes), topk_median_ms: median(topTimes), gallery_size: r.gallery.count,
+          isolated: globalThis.crossOriginIsolated,
         };
-      }, { frames: 100, runs: 50, warmup: 5, threads: 1, opt: "all", ...step }));
+      }, { frames: 100, runs: 50, warmup: 10, opt: "all", model: undefined, static: false, ...step }));
     } else {
       throw new Error(`unknown step ${step.op}`);
     }

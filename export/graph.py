@@ -1,0 +1,120 @@
+"""A leaner forward pass of the same trained model, used only for export.
+
+``nn.MultiheadAttention`` exports as a long chain of reshapes, transposes, squeezes and
+shape arithmetic (about half of the ~870 ONNX nodes of the default model); every node
+costs dispatch time in onnxruntime, and more so in onnxruntime-web. This module runs
+the same parameters through the same maths with fewer ops:
+
+* packed Q/K/V projection, one ``unflatten`` + ``permute`` to heads;
+* the decoder's single class query: self-attention over one token has softmax
+  weight exactly 1, so it is ``out_proj(v_proj(query))`` (no scores, no softmax);
+* the key-padding mask becomes one additive ``-inf`` bias shared by every layer.
+
+It shares the original model's parameters (no copy), and every export is checked
+against the original PyTorch model, so a difference can never ship silently;
+:func:`streamline` returns the original model for any structure it does not know.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.spoter import NORM_EPS, SpoterEmbedding
+
+log = logging.getLogger(__name__)
+
+
+def _attention_supported(attn: nn.MultiheadAttention) -> bool:
+    return (attn.batch_first and attn._qkv_same_embed_dim and attn.in_proj_bias is not None
+            and attn.bias_k is None and attn.bias_v is None and not attn.add_zero_attn)
+
+
+def _layer_supported(layer: nn.Module, kind: type) -> bool:
+    if type(layer) is not kind or layer.norm_first:
+        return False
+    relu = layer.activation is F.relu or isinstance(layer.activation, nn.ReLU)
+    attentions = [layer.self_attn] + ([layer.multihead_attn] if kind is nn.TransformerDecoderLayer else [])
+    return relu and all(_attention_supported(a) for a in attentions)
+
+
+def unsupported_reason(model: nn.Module) -> str | None:
+    """Why :class:`StreamlinedSpoter` cannot stand in for ``model`` (None = it can)."""
+    if type(model) is not SpoterEmbedding:
+        return f"{type(model).__name__} is not a SpoterEmbedding"
+    body = model.body
+    if tuple(body.class_query.shape[:2]) != (1, 1):
+        return "the decoder query is not a single token"
+    if not all(_layer_supported(layer, nn.TransformerEncoderLayer) for layer in body.encoder.layers):
+        return "an encoder layer is not a post-norm ReLU nn.TransformerEncoderLayer"
+    if not all(_layer_supported(layer, nn.TransformerDecoderLayer) for layer in body.decoder.layers):
+        return "a decoder layer is not a post-norm ReLU nn.TransformerDecoderLayer"
+    return None
+
+
+class StreamlinedSpoter(nn.Module):
+    """``SpoterEmbedding.forward`` rewritten with fewer, export-friendly ops (same parameters)."""
+
+    def __init__(self, model: SpoterEmbedding):
+        super().__init__()
+        reason = unsupported_reason(model)
+        if reason:
+            raise ValueError(f"cannot streamline this model: {reason}")
+        self.model = model
+        self.config = model.config
+        self.heads = model.config.num_heads
+        self.dim = model.config.hidden_dim
+
+    def _heads(self, x: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
+        """(B, T, parts*D) -> ``parts`` tensors of (B, H, T, D/H)."""
+        x = x.unflatten(-1, (parts, self.heads, self.dim // self.heads))  # (B, T, parts, H, hd)
+        return x.permute(2, 0, 3, 1, 4).unbind(0)
+
+    @staticmethod
+    def _attend(q, k, v, bias, out_proj: nn.Linear) -> torch.Tensor:
+        scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1) + bias  # (B, H, Tq, T)
+        out = scores.softmax(-1) @ v  # (B, H, Tq, hd)
+        return out_proj(out.transpose(1, 2).flatten(2))  # (B, Tq, D)
+
+    def forward(self, landmarks: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, P, 2), (B, T) bool -> (B, vector_length), as ``SpoterEmbedding.forward``."""
+        body, d = self.model.body, self.dim
+        x = landmarks.flatten(2).masked_fill(padding_mask.unsqueeze(-1), 0.0)  # (B, T, 2P)
+        x = body.pos_encoding(body.input_proj(x))  # (B, T, D)
+        bias = torch.zeros_like(padding_mask, dtype=x.dtype).masked_fill(padding_mask, float("-inf"))
+        bias = bias[:, None, None, :]  # (B, 1, 1, T): broadcast over heads and queries
+        for layer in body.encoder.layers:
+            attn = layer.self_attn
+            q, k, v = self._heads(F.linear(x, attn.in_proj_weight, attn.in_proj_bias), 3)
+            x = layer.norm1(x + self._attend(q, k, v, bias, attn.out_proj))
+            x = layer.norm2(x + layer.linear2(F.relu(layer.linear1(x))))
+        memory = body.encoder.norm(x) if body.encoder.norm is not None else x
+        y = body.class_query.expand(x.shape[0], -1, -1)  # (B, 1, D)
+        for layer in body.decoder.layers:
+            attn = layer.self_attn  # one token: attention weight 1, output = out_proj(V)
+            value = F.linear(y, attn.in_proj_weight[2 * d:], attn.in_proj_bias[2 * d:])
+            y = layer.norm1(y + attn.out_proj(value))
+            cross = layer.multihead_attn
+            q = F.linear(y, cross.in_proj_weight[:d], cross.in_proj_bias[:d])
+            q = q.unflatten(-1, (self.heads, d // self.heads)).transpose(1, 2)  # (B, H, 1, hd)
+            k, v = self._heads(F.linear(memory, cross.in_proj_weight[d:], cross.in_proj_bias[d:]), 2)
+            y = layer.norm2(y + self._attend(q, k, v, bias, cross.out_proj))
+            y = layer.norm3(y + layer.linear2(F.relu(layer.linear1(y))))
+        if body.decoder.norm is not None:
+            y = body.decoder.norm(y)
+        e = self.model.head(y[:, 0])
+        if self.config.normalize_embeddings:
+            e = e / torch.sqrt(e.pow(2).sum(dim=-1, keepdim=True) + NORM_EPS)
+        return e
+
+
+def streamline(model: nn.Module) -> nn.Module:
+    """The streamlined graph when the structure is known, else ``model`` itself."""
+    reason = unsupported_reason(model)
+    if reason:
+        log.info("exporting the model's own forward (%s)", reason)
+        return model
+    return StreamlinedSpoter(model).eval()

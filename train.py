@@ -13,8 +13,11 @@ def main(argv=None) -> int:
     config, args = config_from_args(argv)
     metrics = train(config)
     if metrics:
-        shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("val_", "train_silhouette"))}
-        print("final: " + " ".join(f"{k}={v}" for k, v in shown.items()))
+        for prefix, title in (("", "trained"), ("untrained_", "untrained")):
+            shown = {k[len(prefix):]: v for k, v in metrics.items()
+                     if k.startswith(prefix + "val_") or k == prefix + "train_silhouette"}
+            if shown:
+                print(f"{title:>9}: " + " ".join(f"{k}={v:.3f}" for k, v in shown.items()))
     return 0
 
 

@@ -59,7 +59,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from datasets import layout
-from datasets.atomic import atomic_save_npy, atomic_write
+from datasets.atomic import atomic_save_npy, atomic_write, make_folder
 from datasets.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,8 @@ def list_videos(folder: str | os.PathLike, extensions: Iterable[str] = DEFAULT_E
         relative = path.relative_to(folder)
         if any(part.startswith(".") for part in relative.parts):
             continue
-        if path.suffix.lower() in wanted and path.is_file():
+        # A broken link is listed too, so it is reported as unreadable rather than silently ignored.
+        if path.suffix.lower() in wanted and (path.is_file() or (path.is_symlink() and not path.exists())):
             found.append(relative.as_posix())
     return sorted(found)
 
@@ -338,6 +339,10 @@ def extract_video(job: VideoJob, holistic) -> tuple[np.ndarray, dict]:
     if reached_end and declared > 0 and declared - position > max(1, TRUNCATION_TOLERANCE * declared):
         raise VideoError(f"{name}: truncated or damaged: decoded {position} of the {declared} frames "
                          "the container declares")
+    whole = job.frame_start <= 1 and job.frame_end == -1
+    if whole and len(rows) == 1 and declared <= 1:
+        # FFmpeg decodes a photograph (e.g. a .jpg renamed .mp4) as a one-frame "video"; a sign needs motion.
+        raise VideoError(f"{name}: a single still image, not a video (1 frame decoded)")
     raw = np.stack(rows)  # (T, 150)
     pose, left, right = detection_shares(raw)
     row = {
@@ -478,11 +483,17 @@ def _run_pool(queue: deque, size: int, init_args: tuple,
     inflight: dict[cf.Future, VideoJob] = {}
     try:
         while queue or inflight:
-            while queue and len(inflight) < size:
-                job = queue.popleft()
-                inflight[pool.submit(_work, job)] = job
-            done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
             broken = False
+            while queue and len(inflight) < size and not broken:
+                job = queue.popleft()
+                try:
+                    inflight[pool.submit(_work, job)] = job
+                except cf.process.BrokenProcessPool:
+                    # the pool broke between two submissions: this job never ran, so it goes back
+                    queue.appendleft(job)
+                    broken = True
+            # a broken pool settles every future at once, finished ones keep their results
+            done, _ = cf.wait(inflight, return_when=cf.ALL_COMPLETED if broken else cf.FIRST_COMPLETED)
             for future in done:
                 error = future.exception()
                 if isinstance(error, cf.process.BrokenProcessPool):
@@ -566,7 +577,10 @@ def extract_landmarks(
     trims = load_trims(index) if index is not None else {}
     ensure_pose_model(model_complexity, download)
     output = Path(output_folder)
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        make_folder(output)
+    except OSError as error:
+        raise UsageError(f"--output-landmarks {output}: cannot create it ({error.filename}: {error.strerror})") from None
 
     summary = ExtractionSummary(videos=len(selected))
     jobs, owner = [], {}

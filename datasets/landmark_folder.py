@@ -17,6 +17,10 @@ from datasets.sequences import SequenceSet
 
 log = logging.getLogger(__name__)
 _NPY_MAGIC = b"\x93NUMPY"
+# Landmarks are image-relative (about 0..1, a little beyond for points off the picture). Far
+# larger values are not landmarks, and from ~1e19 on their squares overflow float32 in
+# normalisation (NaN embeddings), so files holding them are refused.
+MAX_ABS_COORDINATE = 1e6
 
 
 @dataclass
@@ -110,6 +114,9 @@ def load_raw_landmarks(path: str | os.PathLike) -> np.ndarray:
     array = array.astype(np.float32, copy=False)
     if not np.isfinite(array).all():
         raise DataError(f"{path}: NaN or infinite values")
+    if np.abs(array).max() > MAX_ABS_COORDINATE:
+        raise DataError(f"{path}: coordinates up to {np.abs(array).max():.3g}, not image-relative landmarks "
+                        f"(|value| <= {MAX_ABS_COORDINATE:g} expected)")
     return array
 
 

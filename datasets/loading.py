@@ -26,6 +26,7 @@ def load_sequence_set(
     label_names: Sequence[str] | None = None,
     cache: bool | str | os.PathLike = True,
     progress: bool = False,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> SequenceSet:
     """Load a SPOTER CSV file or a landmark folder (``<video_id>.npy`` files plus an index).
 
@@ -34,12 +35,16 @@ def load_sequence_set(
     ``label_names`` re-indexes labels into that vocabulary (an unknown gloss is an
     error). ``cache`` is True (default cache folder), False, or a cache folder.
     Unreadable landmark files are skipped and logged; a bad CSV raises :class:`DataError`.
+    ``skipped``, when given, receives ``(video_id, reason)`` for each skipped file of the
+    kept split, so a caller can refuse to go on without them.
     """
     source = Path(source)
     cache_dir = None if cache is True else cache
     use_cache = cache is not False
     if source.is_dir():
-        dataset = _load_folder(source, index, use_cache, cache_dir, progress)
+        dataset, folder_skipped = _load_folder(source, index, use_cache, cache_dir, progress)
+        if skipped is not None and folder_skipped:
+            skipped.extend(_in_split(folder_skipped, source, index, split))
     elif index is not None:
         raise UsageError(f"{source}: index= applies to landmark folders, not to a file")
     elif source.suffix.lower() == ".csv":
@@ -84,7 +89,16 @@ def find_index(folder: Path) -> Path:
     raise DataError(f"{folder}: no {' or '.join(INDEX_NAMES)} found; pass the index explicitly")
 
 
-def _load_folder(folder: Path, index, use_cache: bool, cache_dir, progress: bool) -> SequenceSet:
+def _in_split(skipped: list, folder: Path, index, split: str | None) -> list[tuple[str, str]]:
+    """The skipped files whose index entry is in ``split`` (all of them when ``split`` is None)."""
+    if split is None:
+        return [tuple(item) for item in skipped]
+    splits = {e.video_id: e.split for e in read_index(Path(index) if index is not None else find_index(folder))}
+    return [tuple(item) for item in skipped if splits.get(item[0], split) == split]
+
+
+def _load_folder(folder: Path, index, use_cache: bool, cache_dir, progress: bool) -> tuple[SequenceSet, list]:
+    """The folder's dataset and the ``[video_id, reason]`` pairs of the files that were skipped."""
     index = Path(index) if index is not None else find_index(folder)
     landmarks = folder / LANDMARKS_SUBDIR if (folder / LANDMARKS_SUBDIR).is_dir() else folder
     entries: list[IndexEntry] = []
@@ -100,14 +114,13 @@ def _load_folder(folder: Path, index, use_cache: bool, cache_dir, progress: bool
 
     if not use_cache:
         list_files()
-        return build()[0]
+        dataset, extra = build()
+        return dataset, extra["skipped"]
     key = {"source": str(folder.resolve()), "landmarks": str(landmarks.resolve()), "index": str(index.resolve())}
     dataset, extra = dataset_cache.load_or_build("landmark_folder", key, list_files, build, cache_dir)
-    if entries:  # freshly built: read_landmark_folder has already logged each skipped file
-        return dataset
     skipped = extra.get("skipped", [])
-    if skipped:
-        shown = "; ".join(f"{video_id}: {reason}" for video_id, reason in skipped[:5])
-        log.warning("%s: %d indexed file(s) were skipped: %s%s", folder, len(skipped), shown,
-                    " ..." if len(skipped) > 5 else "")
-    return dataset
+    if entries:  # freshly built: read_landmark_folder has already logged each skipped file
+        return dataset, skipped
+    for video_id, reason in skipped:  # from the cache: reported exactly as when the folder was read
+        log.warning("skipped %s: %s", video_id, reason)
+    return dataset, skipped

@@ -29,6 +29,7 @@ import pandas as pd
 
 from datasets import layout
 from datasets.errors import DataError
+from datasets.landmark_folder import MAX_ABS_COORDINATE
 from datasets.sequences import SequenceSet
 from datasets.atomic import atomic_write
 
@@ -135,7 +136,10 @@ def _read_fast(data):
         text = buf[outside].tobytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         return None
-    rows = [r for r in csv.reader(io.StringIO(text)) if r]
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text)) if r]
+    except csv.Error:
+        return None
     if len(rows) < 2:
         return None
     header, rows = rows[0], rows[1:]
@@ -164,6 +168,8 @@ def _read_fast(data):
     markers = np.flatnonzero(np.isnan(values))
     if len(markers) != len(opens) or len(values) - np.count_nonzero(np.isfinite(values)) != len(markers):
         return None  # a value was blank, NaN or infinite
+    if len(values) and max(np.fmax.reduce(values), -np.fmin.reduce(values)) > MAX_ABS_COORDINATE:
+        return None  # not landmarks (fmax/fmin skip the NaN markers without a temporary copy)
     counts = (np.diff(np.append(markers, len(values))) - 1).reshape(len(rows), len(bracket_cols))
     lengths = counts[:, 0]
     if np.any(counts != lengths[:, None]) or np.any(lengths == 0):
@@ -185,10 +191,15 @@ def _read_fast(data):
 
 def _read_careful(path: Path, label_names_file) -> SequenceSet:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, encoding="utf-8-sig", newline="") as handle:  # newline="": quoted line breaks stay as written
+            text = handle.read()
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot read ({error})") from None
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = list(reader)
+    except csv.Error as error:
+        raise DataError(f"{path}: line {reader.line_num}: malformed CSV ({error})") from None
     if not rows:
         raise DataError(f"{path}: empty file, expected a header row")
     header, rows = rows[0], [r for r in rows[1:] if r]
@@ -239,6 +250,12 @@ def _read_careful(path: Path, label_names_file) -> SequenceSet:
         cell = int(np.searchsorted(np.cumsum(counts.ravel()), bad, side="right"))
         r, c = divmod(cell, _N_COLUMNS)
         raise DataError(f"{path}: row {r + row_offset}, column {layout.COLUMN_NAMES[c]}: NaN or infinite value")
+    if values.size and np.abs(values).max() > MAX_ABS_COORDINATE:
+        bad = int(np.flatnonzero(np.abs(values) > MAX_ABS_COORDINATE)[0])
+        cell = int(np.searchsorted(np.cumsum(counts.ravel()), bad, side="right"))
+        r, c = divmod(cell, _N_COLUMNS)
+        raise DataError(f"{path}: row {r + row_offset}, column {layout.COLUMN_NAMES[c]}: value {values[bad]:.3g} is "
+                        f"not an image-relative coordinate (|value| <= {MAX_ABS_COORDINATE:g} expected)")
 
     # values are ordered [row][column][frame]; gather them into [frame][column].
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -307,11 +324,15 @@ def write_spoter_csv(dataset: SequenceSet, path: str | os.PathLike, flush_rows: 
     with atomic_write(path, "w") as handle:
         parts: list[str] = []
         text_columns = csv.writer(types.SimpleNamespace(write=parts.append), lineterminator="\n")
+        # csv quotes a field holding "\n" (the line terminator) but not a lone "\r", which a
+        # reader then takes for a line break: such rows are written fully quoted.
+        quoted_columns = csv.writer(types.SimpleNamespace(write=parts.append), lineterminator="\n",
+                                    quoting=csv.QUOTE_ALL)
         csv.writer(handle, lineterminator="\n").writerow([LABEL_COLUMN, *META_COLUMNS, *layout.COLUMN_NAMES])
         for i in range(len(dataset)):
             label = int(dataset.labels[i])
-            text_columns.writerow([label, dataset.label_names[label], dataset.video_ids[i], dataset.signer_ids[i],
-                                   dataset.splits[i]])
+            texts = [label, dataset.label_names[label], dataset.video_ids[i], dataset.signer_ids[i], dataset.splits[i]]
+            (quoted_columns if any("\r" in str(t) for t in texts) else text_columns).writerow(texts)
             parts[-1] = parts[-1][:-1] + ","  # the row continues with the coordinate cells
             sequence = dataset.sequence(i)
             frames = len(sequence)

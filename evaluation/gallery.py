@@ -242,10 +242,19 @@ class Gallery:
     def load(cls, path: str | os.PathLike) -> Gallery:
         path = Path(path)
         try:
+            with path.open("rb") as handle:
+                magic = handle.read(4)
+            if magic != b"PK\x03\x04":  # an .npz is a zip archive; anything else is not a gallery
+                empty = " (empty file)" if not magic else ""
+                raise DataError(f"{path}: not an .npz gallery file{empty}")
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
         except FileNotFoundError:
             raise DataError(f"{path}: gallery file not found") from None
+        except IsADirectoryError:
+            raise DataError(f"{path}: is a folder, not a gallery file") from None
+        except DataError:
+            raise
         except ValueError as error:
             reason = "holds Python objects (pickles are refused)" if "pickle" in str(error) else str(error)
             raise DataError(f"{path}: not a gallery ({reason})") from None

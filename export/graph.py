@@ -5,9 +5,11 @@ shape arithmetic (about half of the ~870 ONNX nodes of the default model); every
 costs dispatch time in onnxruntime, and more so in onnxruntime-web. This module runs
 the same parameters through the same maths with fewer ops:
 
-* packed Q/K/V projection, one ``unflatten`` + ``permute`` to heads;
+* frames as rows of one ``(B*T, D)`` matrix, so each linear is one Gemm with fused
+  bias; packed Q/K/V projection, one ``unflatten`` + ``permute`` to heads;
 * the decoder's single class query: self-attention over one token has softmax
-  weight exactly 1, so it is ``out_proj(v_proj(query))`` (no scores, no softmax);
+  weight exactly 1, so it is ``out_proj(v_proj(query))`` (no scores, no softmax),
+  and the token is carried as ``(B, D)`` rather than ``(B, 1, D)``;
 * the key-padding mask becomes one additive ``-inf`` bias shared by every layer.
 
 It shares the original model's parameters (no copy), and every export is checked
@@ -68,16 +70,10 @@ class StreamlinedSpoter(nn.Module):
         self.heads = model.config.num_heads
         self.dim = model.config.hidden_dim
 
-    def _heads(self, x: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
-        """(B, T, parts*D) -> ``parts`` tensors of (B, H, T, D/H)."""
-        x = x.unflatten(-1, (parts, self.heads, self.dim // self.heads))  # (B, T, parts, H, hd)
-        return x.permute(2, 0, 3, 1, 4).unbind(0)
-
-    @staticmethod
-    def _attend(q, k, v, bias, out_proj: nn.Linear) -> torch.Tensor:
-        scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1) + bias  # (B, H, Tq, T)
-        out = scores.softmax(-1) @ v  # (B, H, Tq, hd)
-        return out_proj(out.transpose(1, 2).flatten(2))  # (B, Tq, D)
+    def _heads(self, x: torch.Tensor, batch: int, parts: int) -> tuple[torch.Tensor, ...]:
+        """(B*T, parts*D) -> ``parts`` tensors of (B, H, T, D/H)."""
+        x = x.unflatten(0, (batch, -1)).unflatten(-1, (parts, self.heads, self.dim // self.heads))
+        return x.permute(2, 0, 3, 1, 4).unbind(0)  # from (B, T, parts, H, hd)
 
     def forward(self, landmarks: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
         """(B, T, P, 2), (B, T) bool -> (B, vector_length), as ``SpoterEmbedding.forward``."""
@@ -86,26 +82,36 @@ class StreamlinedSpoter(nn.Module):
         x = body.pos_encoding(body.input_proj(x))  # (B, T, D)
         bias = torch.zeros_like(padding_mask, dtype=x.dtype).masked_fill(padding_mask, float("-inf"))
         bias = bias[:, None, None, :]  # (B, 1, 1, T): broadcast over heads and queries
+        batch = x.shape[0]
+        # Frames as rows of one (B*T, D) matrix: every linear is then a single Gemm with
+        # its bias (and ReLU) fused, instead of MatMul + Add on a 3-D tensor.
+        x = x.flatten(0, 1)  # (B*T, D)
+        hd = d // self.heads
         for layer in body.encoder.layers:
             attn = layer.self_attn
-            q, k, v = self._heads(F.linear(x, attn.in_proj_weight, attn.in_proj_bias), 3)
-            x = layer.norm1(x + self._attend(q, k, v, bias, attn.out_proj))
+            q, k, v = self._heads(F.linear(x, attn.in_proj_weight, attn.in_proj_bias), batch, 3)
+            scores = (q * (1.0 / math.sqrt(hd))) @ k.transpose(-2, -1) + bias  # (B, H, T, T)
+            out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(-1, d)  # (B, H, T, hd) -> (B*T, D)
+            x = layer.norm1(x + attn.out_proj(out))
             x = layer.norm2(x + layer.linear2(F.relu(layer.linear1(x))))
         memory = body.encoder.norm(x) if body.encoder.norm is not None else x
-        y = body.class_query.expand(x.shape[0], -1, -1)  # (B, 1, D)
+        # The decoder has one token per clip: keep it 2-D (B, D). Besides saving reshapes,
+        # this avoids a TFLite converter fault seen with (B, 1, D) linears (a fused
+        # FULLY_CONNECTED whose output rank disagrees with the next MEAN's axis).
+        y = body.class_query[:, 0].expand(batch, -1)  # (B, D)
         for layer in body.decoder.layers:
             attn = layer.self_attn  # one token: attention weight 1, output = out_proj(V)
             value = F.linear(y, attn.in_proj_weight[2 * d:], attn.in_proj_bias[2 * d:])
             y = layer.norm1(y + attn.out_proj(value))
             cross = layer.multihead_attn
-            q = F.linear(y, cross.in_proj_weight[:d], cross.in_proj_bias[:d])
-            q = q.unflatten(-1, (self.heads, d // self.heads)).transpose(1, 2)  # (B, H, 1, hd)
-            k, v = self._heads(F.linear(memory, cross.in_proj_weight[d:], cross.in_proj_bias[d:]), 2)
-            y = layer.norm2(y + self._attend(q, k, v, bias, cross.out_proj))
+            q = F.linear(y, cross.in_proj_weight[:d], cross.in_proj_bias[:d]).unflatten(-1, (self.heads, 1, hd))
+            k, v = self._heads(F.linear(memory, cross.in_proj_weight[d:], cross.in_proj_bias[d:]), batch, 2)
+            scores = (q * (1.0 / math.sqrt(hd))) @ k.transpose(-2, -1) + bias  # (B, H, 1, T)
+            y = layer.norm2(y + cross.out_proj((scores.softmax(-1) @ v).flatten(1)))  # (B, H, 1, hd) -> (B, D)
             y = layer.norm3(y + layer.linear2(F.relu(layer.linear1(y))))
         if body.decoder.norm is not None:
             y = body.decoder.norm(y)
-        e = self.model.head(y[:, 0])
+        e = self.model.head(y)
         if self.config.normalize_embeddings:
             e = e / torch.sqrt(e.pow(2).sum(dim=-1, keepdim=True) + NORM_EPS)
         return e

@@ -69,7 +69,7 @@ def to_onnx_proto(model: torch.nn.Module, opset: int = MIN_OPSET, frames: int | 
     # opset conversion; keep them in the debug log (the result is checked below).
     chatter = io.StringIO()
     try:
-        with contextlib.redirect_stdout(chatter), _quiet("torch.onnx", "onnxscript"), torch.no_grad():
+        with contextlib.redirect_stdout(chatter), _quiet("torch.onnx", "onnxscript", "onnx_ir"), torch.no_grad():
             program = torch.onnx.export(model, example, None, dynamo=True, opset_version=opset,
                                         input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
                                         dynamic_shapes=dynamic_shapes, external_data=False, verbose=False)

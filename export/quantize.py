@@ -72,8 +72,9 @@ def synthetic_sequences(**overrides) -> SequenceSet:
 
 
 def validation_clips(normalization: dict, path: str | os.PathLike | None = None) -> ValidationClips:
-    """Load ``path`` (SPOTER CSV or landmark folder) or make a synthetic set; prepare clips as in training."""
-    from datasets.torch_data import SignDataset
+    """Load ``path`` (SPOTER CSV or landmark folder) or make a synthetic set; prepare clips as the
+    checkpoint's ``normalization`` settings say (the same steps as training and prediction)."""
+    from datasets.preprocess import prepare
     if path is None:
         sequences = synthetic_sequences()
         source = "synthetic ({num_classes} signs x {num_signers} signers x {samples_per_class_per_signer})".format(
@@ -84,11 +85,7 @@ def validation_clips(normalization: dict, path: str | os.PathLike | None = None)
         source = str(path)
     if len(sequences) < 2:
         raise DataError(f"{source}: validation set needs at least 2 samples, has {len(sequences)}")
-    dataset = SignDataset(sequences, transform=None, normalization=normalization["body"],
-                          normalize_hands=bool(normalization["hands"]),
-                          max_frames=normalization.get("max_frames") or None,
-                          resample_to=normalization.get("resample_frames") or None)
-    clips = [dataset.frames(i) for i in range(len(dataset))]
+    clips = [prepare(sequences.sequence(i), normalization) for i in range(len(sequences))]
     video_ids = sequences.video_ids
     if not all(video_ids):  # unnamed samples: each is its own group
         video_ids = np.asarray([f"#{i}" for i in range(len(sequences))])

@@ -167,7 +167,13 @@ def tflite_runner(path: str | os.PathLike, threads: int = 1):
 def validate_tflite(model: torch.nn.Module, path: Path, frames: int, tolerance: float = TOLERANCE,
                     runtime: str = "tflite") -> tuple[ValidationTable, list[str], list[str]]:
     """LiteRT interpreter vs PyTorch at the file's static shape, unpadded and padded."""
-    runner, input_names, output_names = tflite_runner(path)
+    from export.validate import ValidationError
+    try:
+        runner, input_names, output_names = tflite_runner(path)
+    except (RuntimeError, ValueError) as error:  # the interpreter rejects a broken conversion at load time
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValidationError(f"{runtime}: the LiteRT interpreter cannot run the converted model ({text[:300]})") \
+            from error
     cases = [(1, frames, False)] + [(1, frames, True)] * (VALIDATION_CASES - 1 if frames > 1 else 0)
     table = compare(model, runner, runtime, cases, tolerance)
     return table, input_names, output_names

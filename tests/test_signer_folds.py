@@ -136,3 +136,16 @@ def test_init_checkpoint_starts_training_from_those_weights(tiny_checkpoint, tin
     with pytest.raises(UsageError, match="init_checkpoint"):
         load_initial_weights(other, str(tiny_checkpoint))
     assert TrainConfig().init_checkpoint == ""
+
+
+def test_handedness_study_option_runs_on_clips():
+    # Regression: the study's --canonical_handedness variant crashed on every (T, 54, 2) clip.
+    from datasets import layout
+    from datasets.preprocess import canonicalize_handedness, left_hand_dominant
+    clip = np.zeros((4, layout.NUM_POINTS, 2), np.float32)
+    clip[:, layout.BODY_SLICE] = 0.5
+    clip[:, layout.LEFT_HAND_SLICE] = 0.3
+    assert left_hand_dominant(clip)
+    flipped = canonicalize_handedness(clip)
+    assert (flipped[:, layout.RIGHT_HAND_SLICE] != 0).all() and (flipped[:, layout.LEFT_HAND_SLICE] == 0).all()
+    assert not left_hand_dominant(flipped)

@@ -6,6 +6,7 @@ import json
 import typing
 from dataclasses import fields
 
+from datasets.errors import UsageError
 from training.config import TrainConfig
 
 HELP = {
@@ -16,6 +17,8 @@ HELP = {
     "training_set_path": "SPOTER CSV, or a landmark folder with index.json/index.csv",
     "validation_set_path": "SPOTER CSV or landmark folder; empty = no validation",
     "tracker": "local (files under out_dir), clearml, or none (= local files only)",
+    "skip_bad_files": "train on the readable files of a landmark folder, logging the unusable ones (default: "
+                      "stop with an error naming the first one)",
 }
 
 
@@ -39,9 +42,26 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    values = {}
-    if args.config:
-        with open(args.config, encoding="utf-8") as handle:
-            values.update(json.load(handle))
+    values = read_config_file(args.config) if args.config else {}
     values.update({f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None})
-    return TrainConfig.from_dict(values), args
+    try:
+        return TrainConfig.from_dict(values, source=args.config or "command line"), args
+    except ValueError as error:  # a bad key or value type is a usage error, named after its file
+        raise UsageError(str(error)) from None
+
+
+def read_config_file(path: str) -> dict:
+    """The JSON object of a ``--config`` file; anything else is a usage error naming the file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = json.load(handle)
+    except FileNotFoundError:
+        raise UsageError(f"--config {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"--config {path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--config {path}: invalid JSON at line {error.lineno}, column {error.colno}: "
+                         f"{error.msg}") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"--config {path}: expected a JSON object of config keys, got {type(values).__name__}")
+    return values

@@ -1,7 +1,10 @@
 """Training configuration: one typed dataclass, saved into checkpoints as a plain dict."""
 from __future__ import annotations
 
+import math
+import typing
 from dataclasses import asdict, dataclass, fields
+from pathlib import PurePath
 
 
 @dataclass
@@ -21,6 +24,7 @@ class TrainConfig:
     validation_set_path: str = ""               # empty = no validation set
     train_split: str = "train"             # used when a path is a landmark folder
     val_split: str = ""                    # "" = "val" if present, else "test"
+    skip_bad_files: bool = False           # train without the unusable files of a landmark folder (else: error)
     num_workers: int = 0
     sampler: str = "pk"                    # pk | random
     samples_per_class: int = 4             # K of the P×K sampler (P = batch_size // K)
@@ -67,17 +71,36 @@ class TrainConfig:
     grad_clip: float = 1.0
     # --- evaluation, checkpoints
     eval_every: int = 1
+    report_untrained: bool = True          # evaluate the untrained network at the end, for comparison
     save_checkpoints_every: int = 0        # also keep epoch_<n>.pth every n epochs; 0 = only best and last
     plot_every: int = 0                    # t-SNE scatter of validation embeddings every n epochs; 0 = last only
     device: str = "auto"                   # auto | cpu | cuda | cuda:N
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
+        """Build from plain data (a JSON file, a checkpoint); keys and value types are checked.
+
+        ``source`` names where the values come from in error messages.
+        """
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: expected an object of config keys, got {type(values).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
-        return cls(**values)
+            raise ValueError(f"{source}: unknown config keys: {', '.join(unknown)}")
+        hints = typing.get_type_hints(cls)
+        checked = {}
+        for name, value in values.items():
+            kind = hints[name]
+            # bool is an int subclass, and JSON has no int/float distinction for whole numbers.
+            fits = (isinstance(value, bool) if kind is bool else
+                    isinstance(value, int) and not isinstance(value, bool) if kind is int else
+                    isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
+                    isinstance(value, kind))
+            if not fits:
+                raise ValueError(f"{source}: {name} must be {kind.__name__}, got {value!r}")
+            checked[name] = float(value) if kind is float else value
+        return cls(**checked)
 
     def check(self) -> None:
         """Refuse settings that cannot work, before any data is loaded."""
@@ -88,9 +111,36 @@ class TrainConfig:
                 raise UsageError(f"--{name} must be at least 1 (got {getattr(self, name)})")
         if self.batch_size < 2:
             raise UsageError(f"--batch_size must be at least 2 for triplets (got {self.batch_size})")
-        if self.lr <= 0:
-            raise UsageError(f"--lr must be positive (got {self.lr})")
-        if not 0 <= self.augmentations_prob <= 1 or not 0 <= self.mirror_prob <= 1:
+        if self.hidden_dim % self.num_heads:
+            raise UsageError(f"--hidden_dim {self.hidden_dim} must be a multiple of --num_heads {self.num_heads} "
+                             "(each attention head gets hidden_dim / num_heads features)")
+        if self.sampler == "pk" and self.samples_per_class < 2:
+            raise UsageError(f"--samples_per_class must be at least 2 for the P×K sampler, so that every anchor "
+                             f"has a positive (got {self.samples_per_class})")
+        non_negative = ("resample_frames", "num_workers", "eval_every", "save_checkpoints_every", "plot_every",
+                        "scheduler_warmup", "scheduler_patience", "augmentation_strength", "gaussian_std",
+                        "triplet_loss_margin", "weight_decay", "grad_clip")
+        for name in non_negative:
+            if not getattr(self, name) >= 0:  # also refuses NaN
+                raise UsageError(f"--{name} must be 0 or more (got {getattr(self, name)})")
+        if not math.isfinite(self.gaussian_mean):
+            raise UsageError(f"--gaussian_mean must be a finite number (got {self.gaussian_mean})")
+        if self.epoch_iters == 0 or self.epoch_iters < -1:
+            raise UsageError(f"--epoch_iters must be -1 (one pass over the training set) or at least 1 "
+                             f"(got {self.epoch_iters})")
+        if self.hard_mining_pre_batch_multipler < 1 or self.hard_mining_pre_batch_mining_count < 1:
+            raise UsageError("--hard_mining_pre_batch_multipler and --hard_mining_pre_batch_mining_count must be "
+                             f"at least 1 (got {self.hard_mining_pre_batch_multipler} and "
+                             f"{self.hard_mining_pre_batch_mining_count})")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UsageError(f"--lr must be a positive number (got {self.lr})")
+        if not 0 < self.scheduler_factor < 1:
+            raise UsageError(f"--scheduler_factor must be between 0 and 1 (exclusive), got {self.scheduler_factor}")
+        name = PurePath(self.experiment_name)
+        if not self.experiment_name or name.is_absolute() or ".." in name.parts:
+            raise UsageError(f"--experiment_name {self.experiment_name!r} must be a folder name inside --out_dir "
+                             "(not empty, not absolute, no '..')")
+        if not (0 <= self.augmentations_prob <= 1 and 0 <= self.mirror_prob <= 1):
             raise UsageError("--augmentations_prob and --mirror_prob must be between 0 and 1")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"--dropout must be in [0, 1) (got {self.dropout})")

@@ -32,7 +32,15 @@ def _load(path: str, split: str | None, config: TrainConfig) -> SequenceSet:
     source = Path(path)
     if not source.exists():
         raise DataError(f"{path}: dataset not found")
-    return load_sequence_set(source, split=split if source.is_dir() else None, progress=True)
+    skipped: list[tuple[str, str]] = []
+    sequences = load_sequence_set(source, split=split if source.is_dir() else None, progress=True, skipped=skipped)
+    if skipped and not config.skip_bad_files:
+        # Training quietly on fewer samples than the index names would change results; the
+        # first bad file is named (its reason starts with its path) and the run stops.
+        more = f"; {len(skipped) - 1} more unusable file(s)" if len(skipped) > 1 else ""
+        raise DataError(f"{skipped[0][1]}{more} (fix or remove them, or pass --skip_bad_files to train on "
+                        f"the other {len(sequences)} samples of {path})")
+    return sequences
 
 
 def load_training_data(config: TrainConfig) -> TrainingData:
@@ -68,5 +76,15 @@ def check_batching(data: TrainingData, config: TrainConfig) -> None:
     if config.batch_size > len(data.train):
         raise UsageError(f"--batch_size {config.batch_size} is larger than the training set ({len(data.train)} samples)")
     counts = np.bincount(data.train.labels)
-    if (counts >= 2).sum() < 2 and not config.classification_model:
+    usable = int((counts >= 2).sum())
+    if usable < 2 and not config.classification_model:
         raise UsageError("triplet training needs at least 2 classes with 2 or more samples each")
+    if config.sampler == "pk":
+        p = max(2, config.batch_size // config.samples_per_class)  # as training.engine.epoch_batches draws
+        if p > usable:
+            raise UsageError(f"--batch_size {config.batch_size} / --samples_per_class {config.samples_per_class} "
+                             f"asks for P={p} classes per batch, but the training set has only {usable} classes "
+                             "with 2 or more samples (lower --batch_size or raise --samples_per_class)")
+        single = int((counts == 1).sum())
+        if single:
+            log.warning("%d class(es) have a single training sample; the P×K sampler never draws them", single)

@@ -11,13 +11,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from datasets.errors import UsageError
+from datasets.errors import DataError, UsageError
 from datasets.torch_data import PKSampler, collate
 from evaluation.embedding import embed_dataset
 from evaluation.knn import exclusion_mask, knn_report, silhouette
 from models.spoter import SpoterConfig, build_model
 from training import distributed as dist_utils
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import error_detail, load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.data import (TrainingData, build_eval_dataset, build_train_dataset, check_batching,
                            load_training_data)
@@ -35,7 +35,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"--device {name}: CUDA is not available on this machine")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:  # torch lists every device type it knows; the usual ones are enough here
+        raise UsageError(f"--device {name!r}: not a device; use auto, cpu, cuda or cuda:N") from None
 
 
 def build_criterion(config: TrainConfig):
@@ -69,6 +72,47 @@ def load_initial_weights(model: torch.nn.Module, path: str) -> None:
         raise UsageError(f"--init_checkpoint {path}: its weights do not fit this architecture ({names})")
     model.load_state_dict({k: v for k, v in state.items() if k in own and v.shape == own[k].shape}, strict=False)
     log.info("initial weights from %s", path)
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """Create the run folder before any slow work (an unusable --out_dir fails at once).
+
+    Temporary files left by a killed run (``.<name>.*.tmp`` beside the files that
+    :func:`datasets.atomic.atomic_write` renames into place) are removed; the files
+    under their final names are always complete.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocker = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker is not None else (error.strerror or str(error))
+        raise DataError(f"--out_dir {out_dir}: cannot create the run folder ({reason})") from None
+    for leftover in out_dir.glob(".*.tmp"):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+
+
+def resume_state(path: Path, model, optimizer, plateau, hard_scheduler) -> tuple[int, float, list]:
+    """Load ``last.pth`` into the training objects; returns (next epoch, best metric, history).
+
+    A checkpoint of another architecture or one without the training state is refused
+    with one line instead of a half-restored run.
+    """
+    state = load_checkpoint(path)
+    missing = [k for k in ("optimizer", "scheduler", "hard_scheduler", "torch_rng", "epoch", "best_metric", "history")
+               if k not in state]
+    if missing:
+        raise DataError(f"{path}: cannot resume from it: no training state ({', '.join(missing)} missing)")
+    try:
+        dist_utils.unwrap(model).load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        plateau.load_state_dict(state["scheduler"])
+        hard_scheduler.load_state_dict(state["hard_scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["epoch"]) + 1, float(state["best_metric"]), list(state["history"])
+    except (RuntimeError, ValueError, TypeError, KeyError) as error:
+        raise DataError(f"{path}: cannot resume from it: it does not match this run's model or settings "
+                        f"({error_detail(error)}); use another --out_dir/--experiment_name or drop --resume") from None
 
 
 def build_optimizer(model, config: TrainConfig):
@@ -189,6 +233,8 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
     device = dist_utils.device_for_rank(resolve_device(config.device))
     torch.manual_seed(config.seed + dist_utils.rank())
     out_dir = Path(config.out_dir) / config.experiment_name
+    if dist_utils.is_main():
+        prepare_out_dir(out_dir)
     data = data if data is not None else load_training_data(config)
     check_batching(data, config)
     model_config = SpoterConfig.from_dict(config.model_config(len(data.label_names)))
@@ -211,13 +257,7 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
                                 config.experiment_name)
     start_epoch, best, history = 0, -math.inf, []
     if config.resume and (out_dir / "last.pth").exists():
-        state = load_checkpoint(out_dir / "last.pth")
-        dist_utils.unwrap(model).load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        plateau.load_state_dict(state["scheduler"])
-        hard_scheduler.load_state_dict(state["hard_scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, best, history = state["epoch"] + 1, state["best_metric"], list(state["history"])
+        start_epoch, best, history = resume_state(out_dir / "last.pth", model, optimizer, plateau, hard_scheduler)
         if tracker:
             tracker.restore(history)
         log.info("resumed from %s at epoch %d", out_dir / "last.pth", start_epoch)
@@ -256,18 +296,34 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
             "optimizer": optimizer.state_dict(), "scheduler": plateau.state_dict(),
             "hard_scheduler": hard_scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
         }
+        # The epoch's files before last.pth: a run killed before last.pth is written redoes the
+        # whole epoch on --resume, so no output of the epoch can be missing afterwards.
+        if val_embeddings is not None and (last_epoch or (config.plot_every > 0 and (epoch + 1) % config.plot_every == 0)):
+            _plot_embeddings(val_embeddings, data, out_dir, epoch, tracker)
         if np.isfinite(score) and score > best:
             best = score
             save_checkpoint(out_dir / "best.pth", payload)
         if config.save_checkpoints_every > 0 and (epoch + 1) % config.save_checkpoints_every == 0:
             save_checkpoint(out_dir / f"epoch_{epoch + 1}.pth", payload)
         save_checkpoint(out_dir / "last.pth", payload)
-        if val_embeddings is not None and (last_epoch or (config.plot_every > 0 and (epoch + 1) % config.plot_every == 0)):
-            _plot_embeddings(val_embeddings, data, out_dir, epoch, tracker)
+    if dist_utils.is_main() and val_eval is not None and config.report_untrained:
+        metrics.update({f"untrained_{k}": v for k, v in untrained_baseline(model_config, data, train_eval, val_eval,
+                                                                          device, config).items()})
+        log.info("untrained baseline: %s", " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith("untrained_")))
     if tracker:
         tracker.close()
     dist_utils.cleanup()
     return metrics
+
+
+def untrained_baseline(model_config, data, train_eval, val_eval, device, config) -> dict:
+    """The same network with its initial (untrained) weights, evaluated the same way."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        untrained = build_model(model_config).to(device)
+    scores = evaluate_epoch(untrained, data, train_eval, val_eval, device, config)
+    scores.pop("_val_embeddings", None)
+    return scores
 
 
 def _plot_embeddings(embeddings, data, out_dir: Path, epoch: int, tracker) -> None:

@@ -54,7 +54,7 @@ class LocalTracker:
                     ax.plot(epochs, [np.nan if v is None else v for v in values], marker=".", label=key)
             ax.set_title(title)
             ax.set_xlabel("epoch")
-            if len(keys) > 1:
+            if len(keys) > 1 and ax.get_legend_handles_labels()[0]:  # nothing plotted yet: no empty legend
                 ax.legend(fontsize=7)
         fig.tight_layout()
         with atomic_write(self.out_dir / "curves.png", "wb") as handle:

@@ -171,6 +171,10 @@ def preprocessing_from_meta(meta: dict) -> dict:
         prep["max_frames"] = int((meta.get("model_config") or meta.get("config") or {}).get("max_frames", 0) or 0)
     if prep["body"] not in normalization.BODY_VARIANTS:
         raise DataError(f"model.json: unknown body normalisation {prep['body']!r}")
+    if stored.get("canonical_handedness"):
+        # The page does not mirror clips; serving such a model would give silently wrong answers.
+        raise DataError("model.json: the model was trained with canonical_handedness, which the web page "
+                        "does not implement; train without --canonical_handedness for the web demo")
     return prep
 
 

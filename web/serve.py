@@ -132,10 +132,21 @@ def make_server(host: str = "127.0.0.1", port: int = 8000, root: Path = WEB_DIR,
     return server
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, so a typo ends in a usage error rather than a traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 0..65535")
+    return port
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Serve web/ with COOP/COEP headers (multi-threaded wasm).")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--port", type=port_number, default=8000, help="0 picks a free port")
     parser.add_argument("--no-isolation", action="store_true",
                         help="omit COOP/COEP: the page then runs single-threaded")
     parser.add_argument("--public", type=Path, help="serve /public/ from this folder (default web/public)")

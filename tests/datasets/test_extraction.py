@@ -462,8 +462,14 @@ def test_dying_workers_lose_no_other_video(clips, messi_image, tmp_path, caplog)
     reference = extraction.extract_landmarks(folder, tmp_path / "reference", workers=0, progress=False)
     out = tmp_path / "out"
     result: dict = {}
-    runner = threading.Thread(target=lambda: result.update(summary=extraction.extract_landmarks(
-        folder, out, workers=2, progress=False)))
+
+    def run():
+        try:
+            result["summary"] = extraction.extract_landmarks(folder, out, workers=2, progress=False)
+        except BaseException as error:  # re-raised below, so the failure names its cause
+            result["error"] = error
+
+    runner = threading.Thread(target=run)
     runner.start()
     killed, first_pool = [], set()
     while runner.is_alive() and len(killed) < 2:
@@ -476,6 +482,9 @@ def test_dying_workers_lose_no_other_video(clips, messi_image, tmp_path, caplog)
             killed.append(target)
         time.sleep(0.02)
     runner.join(timeout=600)
+    assert not runner.is_alive(), "extraction hung after its workers were killed"
+    if "error" in result:
+        raise result["error"]
     summary = result["summary"]
     if len(killed) < 2:
         pytest.skip(f"the run finished before two workers could be killed (killed {len(killed)})")

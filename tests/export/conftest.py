@@ -18,10 +18,18 @@ LABELS = ["hello", "thanks", "yes"]
 
 
 def checkpoint_payload(seed: int = 0, **config) -> dict:
-    """What training saves, for a small model with seeded random weights."""
+    """What training saves, for a small model with seeded random weights.
+
+    Every tensor is made distinct, as training does (a fresh model's layers are copies
+    of one layer, norms/biases are 1/0): equal tensors let converters merge them, which
+    hid a TFLite conversion fault.
+    """
     torch.manual_seed(seed)
     cfg = SpoterConfig(**{**SMALL, **config})
     model = build_model(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.add_(torch.randn_like(p) * (0.2 if "norm" in name or "bias" in name else 0.02))
     return {
         "state_dict": model.state_dict(), "config": {"distance": "euclidean", "normalization": "centered"},
         "model_config": asdict(cfg), "label_names": list(LABELS), "normalization": dict(NORMALIZATION),

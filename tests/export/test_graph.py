@@ -15,13 +15,13 @@ SMALL = {"num_encoder_layers": 2, "num_decoder_layers": 2, "dim_feedforward": 64
 
 
 def trained_like(seed: int = 0, **config) -> nn.Module:
-    """Random weights with non-default norms and biases (fresh ones are all 1/0, which hides mix-ups)."""
+    """Random weights, every tensor distinct (a fresh model's layers are copies of one layer and its
+    norms/biases are 1/0, which would hide mix-ups between layers or tensors)."""
     torch.manual_seed(seed)
     model = build_model(SpoterConfig(**{**SMALL, **config})).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if "norm" in name or "bias" in name or "class_query" in name:
-                p.add_(torch.randn_like(p) * 0.2)
+            p.add_(torch.randn_like(p) * (0.2 if "norm" in name or "bias" in name else 0.02))
     return model
 
 

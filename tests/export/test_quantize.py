@@ -70,3 +70,15 @@ def test_real_dev_as_validation_set(real_dev_dir, folder, expected_metadata):
     assert len(data.clips) > 100
     report = int8_report(folder / "model.onnx", folder / "model_int8.onnx", data)
     assert report["cosine_min"] > 0.99 and np.isfinite(report["top1_fp32"])
+
+
+def test_validation_clips_follow_the_checkpoint_settings(expected_metadata):
+    from datasets.preprocess import prepare
+    settings = {**expected_metadata["normalization"], "canonical_handedness": True, "resample_frames": 24}
+    data = validation_clips(settings)
+    sequences = synthetic_sequences()
+    assert all(len(c) == 24 for c in data.clips)
+    for i in (0, len(sequences) - 1):
+        np.testing.assert_array_equal(data.clips[i], prepare(sequences.sequence(i), settings))
+    plain = validation_clips({**settings, "canonical_handedness": False})
+    assert any(not np.array_equal(a, b) for a, b in zip(data.clips, plain.clips))  # left-handed signers mirrored

@@ -23,8 +23,8 @@ HELP = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Train a SPOTER embedding (or classification) model.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # Flags default to None (so a --config file's values survive); help shows TrainConfig's defaults.
+    parser = argparse.ArgumentParser(description="Train a SPOTER embedding (or classification) model.")
     parser.add_argument("--config", help="JSON file with config values (command-line flags override it)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     hints = typing.get_type_hints(TrainConfig)
@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         kind = hints[field.name]
         flag = f"--{field.name}"
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP.get(field.name))
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=(HELP.get(field.name, "") + f" (default: {field.default})").strip())
         else:
             parser.add_argument(flag, type=kind, default=None, metavar=kind.__name__.upper(),
                                 help=(HELP.get(field.name, "") + f" (default: {field.default})").strip())

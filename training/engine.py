@@ -272,14 +272,17 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
         metrics = {"epoch": epoch, **train_one_epoch(model, criterion, optimizer, loader, device, scaler, config, hard_scheduler)}
         metrics["lr"] = optimizer.param_groups[0]["lr"]
         metrics["hard_threshold"] = hard_scheduler.threshold
-        metrics["samples_per_s"] = metrics.pop("samples") / (time.perf_counter() - started)
+        metrics["train_seconds"] = time.perf_counter() - started
+        metrics["samples_per_s"] = metrics.pop("samples") / metrics["train_seconds"]
         if epoch >= config.scheduler_warmup:
             plateau.step(metrics["train_loss"])
         last_epoch = epoch == config.epochs - 1
         val_embeddings = None
         if dist_utils.is_main() and (last_epoch or (config.eval_every > 0 and (epoch + 1) % config.eval_every == 0)):
+            evaluation_started = time.perf_counter()
             metrics.update(evaluate_epoch(model, data, train_eval, val_eval, device, config))
             val_embeddings = metrics.pop("_val_embeddings", None)
+            metrics["eval_seconds"] = time.perf_counter() - evaluation_started
         metrics["epoch_seconds"] = time.perf_counter() - started
         if not dist_utils.is_main():
             continue

@@ -81,7 +81,7 @@ def check_complete_files(folder: Path) -> list[str]:
 
 def untimed(metrics: dict) -> dict:
     """An epoch's metrics without its timings (the only values allowed to differ between runs)."""
-    return {k: v for k, v in metrics.items() if k not in ("epoch_seconds", "samples_per_s")}
+    return {k: v for k, v in metrics.items() if k not in ("epoch_seconds", "samples_per_s", "train_seconds", "eval_seconds")}
 
 
 def epochs_logged(folder: Path) -> int:

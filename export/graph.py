@@ -36,7 +36,7 @@ def _attention_supported(attn: nn.MultiheadAttention) -> bool:
 
 
 def _layer_supported(layer: nn.Module, kind: type) -> bool:
-    if type(layer) is not kind or layer.norm_first:
+    if not isinstance(layer, kind) or layer.norm_first:  # LeanEncoderLayer: stock maths in eval
         return False
     relu = layer.activation is F.relu or isinstance(layer.activation, nn.ReLU)
     attentions = [layer.self_attn] + ([layer.multihead_attn] if kind is nn.TransformerDecoderLayer else [])

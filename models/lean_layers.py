@@ -1,0 +1,111 @@
+"""A transformer encoder layer that trains with dropout in about half the memory and time.
+
+On CPU, ``nn.MultiheadAttention`` with attention dropout cannot use the fused attention
+kernel: the math path keeps the (B, heads, T, T) attention probabilities and their dropped
+copy for the backward pass, and the feed-forward block keeps both the ReLU output and its
+dropped copy (B, T, 2048). With the published architecture at 120 frames and batch 32 that
+is 1.0 GB of saved tensors instead of 0.3 GB without dropout (``bench/bench_model.py``).
+
+:class:`LeanEncoderLayer` is ``nn.TransformerEncoderLayer`` (same parameters, same
+state_dict, same maths and dropout placement) with two training-only kernels:
+
+* attention with dropout that keeps q, k, v and a bool keep-mask, and recomputes the
+  probabilities in the backward pass (cheap: T x T x head_dim per head);
+* ReLU + dropout as one step whose output is all the backward pass needs
+  (``grad * (out > 0) / (1 - p)``), shared with the next linear layer's saved input.
+
+In eval mode, without dropout, or with options these kernels do not cover, it runs the
+stock layer, so inference and ONNX export are unchanged.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def draw_keep_mask(shape, p: float, device=None) -> torch.Tensor:
+    """Bool mask, True with probability 1 - p (from torch's global generator, so seeded runs repeat)."""
+    return torch.rand(shape, device=device) >= p
+
+
+class AttentionWithDropout(torch.autograd.Function):
+    """softmax(q k^T * scale + mask) with dropout, times v; q, k, v: (B, H, T, d); mask: additive, broadcastable."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, additive_mask, keep, p: float):
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        probs = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * scale + additive_mask, dim=-1)
+        dropped = probs * keep / (1.0 - p)
+        ctx.save_for_backward(q, k, v, additive_mask, keep)
+        ctx.scale, ctx.p = scale, p
+        return torch.matmul(dropped, v)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, additive_mask, keep = ctx.saved_tensors
+        scale, factor = ctx.scale, 1.0 / (1.0 - ctx.p)
+        probs = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * scale + additive_mask, dim=-1)
+        grad_v = torch.matmul((probs * keep * factor).transpose(-2, -1), grad_out)
+        grad_probs = torch.matmul(grad_out, v.transpose(-2, -1)) * keep * factor
+        grad_scores = probs * (grad_probs - (grad_probs * probs).sum(dim=-1, keepdim=True))
+        grad_q = torch.matmul(grad_scores, k) * scale
+        grad_k = torch.matmul(grad_scores.transpose(-2, -1), q) * scale
+        return grad_q, grad_k, grad_v, None, None, None
+
+
+class ReluDropout(torch.autograd.Function):
+    """relu(x) * keep / (1 - p), saving only its output."""
+
+    @staticmethod
+    def forward(ctx, x, keep, p: float):
+        out = x.clamp_min(0.0) * keep / (1.0 - p)
+        ctx.save_for_backward(out)
+        ctx.p = p
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (out,) = ctx.saved_tensors
+        return grad_out * (out > 0) / (1.0 - ctx.p), None, None
+
+
+class LeanEncoderLayer(nn.TransformerEncoderLayer):
+    """``nn.TransformerEncoderLayer`` with memory-lean training kernels (see the module doc)."""
+
+    def _lean_attention(self) -> bool:
+        attn = self.self_attn
+        return (self.training and attn.dropout > 0 and attn._qkv_same_embed_dim and attn.in_proj_bias is not None
+                and attn.bias_k is None and not attn.add_zero_attn)
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal: bool = False):
+        if attn_mask is not None or is_causal or not self._lean_attention():
+            return super()._sa_block(x, attn_mask, key_padding_mask, is_causal=is_causal)
+        attn = self.self_attn
+        batch_first_x = x if self.self_attn.batch_first else x.transpose(0, 1)  # (B, T, D)
+        batch, frames, width = batch_first_x.shape
+        heads = attn.num_heads
+        q, k, v = F.linear(batch_first_x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.reshape(batch, frames, heads, width // heads).transpose(1, 2) for t in (q, k, v))
+        if key_padding_mask is None:
+            additive = x.new_zeros(batch, 1, 1, frames)
+        elif key_padding_mask.dtype == torch.bool:
+            additive = x.new_zeros(batch, 1, 1, frames).masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+        else:  # the encoder hands layers an additive float mask (0 / -inf)
+            additive = key_padding_mask[:, None, None, :].to(x.dtype)
+        keep = draw_keep_mask((batch, heads, frames, frames), attn.dropout, x.device)
+        out = AttentionWithDropout.apply(q, k, v, additive, keep, attn.dropout)  # (B, H, T, d)
+        out = attn.out_proj(out.transpose(1, 2).reshape(batch, frames, width))
+        if not self.self_attn.batch_first:
+            out = out.transpose(0, 1)
+        return self.dropout1(out)
+
+    def _ff_block(self, x):
+        p = self.dropout.p
+        if not (self.training and p > 0 and self.activation is F.relu):
+            return super()._ff_block(x)
+        hidden = self.linear1(x)
+        hidden = ReluDropout.apply(hidden, draw_keep_mask(hidden.shape, p, hidden.device), p)
+        return self.dropout2(self.linear2(hidden))

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Train a SPOTER embedding model.
+# Train a SPOTER embedding model with a preset from configs/ (default: configs/builtin.json).
 #   ./train.sh                      short run on the built-in synthetic sign data (generated when missing)
-#   ./train.sh --epochs 50 ...      the same with flags overridden (later flags win)
-#   ./train.sh --training_set_path WLASL100_train.csv --validation_set_path WLASL100_val.csv ...
+#   ./train.sh --epochs 50 ...      the same with flags overridden (flags win over the preset)
+#   ./train.sh --config configs/published.json --training_set_path WLASL100_train.csv \
+#              --validation_set_path WLASL100_val.csv   # another preset, your data
 # Environment: PYTHON (interpreter), DATA_DIR (built-in data folder), TRAIN_ARGS (extra flags).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,11 +11,10 @@ if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
 DATA_DIR="${DATA_DIR:-data/builtin}"
-# The quick default: a compact SPOTER (2+2 layers, feed-forward 256) that trains in a few minutes
-# on 2 CPU cores. train.py's own defaults are the published architecture (6+6 layers, 2048).
-DEFAULTS=(--experiment_name builtin --epochs 20 --batch_size 32 --samples_per_class 4 --lr 5e-4
-          --optimizer ADAM --num_encoder_layers 2 --num_decoder_layers 2 --dim_feedforward 256
-          --vector_length 64 --eval_every 5)
+# configs/builtin.json: a compact SPOTER (2+2 layers, feed-forward 256) that trains in a few
+# minutes on 2 CPU cores. train.py's own defaults are the published architecture (6+6, 2048).
+# A later --config on the command line replaces this preset.
+DEFAULTS=(--config configs/builtin.json)
 case " $* " in
   *" --training_set_path"*) ;;
   *)

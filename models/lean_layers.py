@@ -32,32 +32,49 @@ def draw_keep_mask(shape, p: float, device=None) -> torch.Tensor:
 
 
 class AttentionWithDropout(torch.autograd.Function):
-    """softmax(q k^T * scale + mask) with dropout, times v; q, k, v: (B, H, T, d); mask: additive, broadcastable."""
+    """softmax(q k^T * scale + mask) with dropout, times v; q, k, v: (B, H, T, d); mask: additive, broadcastable.
+
+    Mixed precision: under autocast, q, k and v arrive in the low-precision dtype (fp16 on
+    CUDA, bf16 on CPU) while the backward pass runs outside autocast. Both passes therefore
+    cast explicitly, the way autocast itself would: the two matrix products per pass run
+    in the inputs' dtype, scores, softmax and the softmax gradient in (at least) float32, and every
+    gradient leaves in the dtype of the tensor it belongs to.
+    """
+
+    @staticmethod
+    def _probabilities(q, k, additive_mask, scale):
+        wide = torch.promote_types(q.dtype, torch.float32)  # float32 for fp16/bf16, float64 stays
+        scores = torch.matmul(q, k.transpose(-2, -1)).to(wide) * scale + additive_mask.to(wide)
+        return torch.softmax(scores, dim=-1)
 
     @staticmethod
     def forward(ctx, q, k, v, additive_mask, keep, p: float):
         scale = 1.0 / math.sqrt(q.shape[-1])
-        probs = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * scale + additive_mask, dim=-1)
-        dropped = probs * keep / (1.0 - p)
+        with torch.autocast(q.device.type, enabled=False):
+            probs = AttentionWithDropout._probabilities(q, k, additive_mask, scale)
+            dropped = (probs * keep / (1.0 - p)).to(v.dtype)
+            out = torch.matmul(dropped, v)
         ctx.save_for_backward(q, k, v, additive_mask, keep)
         ctx.scale, ctx.p = scale, p
-        return torch.matmul(dropped, v)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, additive_mask, keep = ctx.saved_tensors
         scale, factor = ctx.scale, 1.0 / (1.0 - ctx.p)
-        probs = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * scale + additive_mask, dim=-1)
-        grad_v = torch.matmul((probs * keep * factor).transpose(-2, -1), grad_out)
-        grad_probs = torch.matmul(grad_out, v.transpose(-2, -1)) * keep * factor
-        grad_scores = probs * (grad_probs - (grad_probs * probs).sum(dim=-1, keepdim=True))
-        grad_q = torch.matmul(grad_scores, k) * scale
-        grad_k = torch.matmul(grad_scores.transpose(-2, -1), q) * scale
-        return grad_q, grad_k, grad_v, None, None, None
+        with torch.autocast(q.device.type, enabled=False):
+            grad_out = grad_out.to(v.dtype)
+            probs = AttentionWithDropout._probabilities(q, k, additive_mask, scale)
+            grad_v = torch.matmul((probs * keep * factor).to(v.dtype).transpose(-2, -1), grad_out)
+            grad_probs = torch.matmul(grad_out, v.transpose(-2, -1)).to(probs.dtype) * keep * factor
+            grad_scores = probs * (grad_probs - (grad_probs * probs).sum(dim=-1, keepdim=True))
+            grad_q = torch.matmul(grad_scores.to(k.dtype), k) * scale
+            grad_k = torch.matmul(grad_scores.to(q.dtype).transpose(-2, -1), q) * scale
+        return grad_q.to(q.dtype), grad_k.to(k.dtype), grad_v, None, None, None
 
 
 class ReluDropout(torch.autograd.Function):
-    """relu(x) * keep / (1 - p), saving only its output."""
+    """relu(x) * keep / (1 - p), saving only its output (gradients leave in x's dtype)."""
 
     @staticmethod
     def forward(ctx, x, keep, p: float):
@@ -69,7 +86,7 @@ class ReluDropout(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         (out,) = ctx.saved_tensors
-        return grad_out * (out > 0) / (1.0 - ctx.p), None, None
+        return (grad_out * (out > 0) / (1.0 - ctx.p)).to(out.dtype), None, None
 
 
 class LeanEncoderLayer(nn.TransformerEncoderLayer):

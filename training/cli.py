@@ -5,6 +5,7 @@ import argparse
 import json
 import typing
 from dataclasses import fields
+from pathlib import Path
 
 from datasets.errors import UsageError
 from training.config import TrainConfig
@@ -16,7 +17,13 @@ HELP = {
                            "blind to frame order)",
     "training_set_path": "SPOTER CSV, or a landmark folder with index.json/index.csv",
     "validation_set_path": "SPOTER CSV or landmark folder; empty = no validation",
-    "tracker": "local (files under out_dir), clearml, or none (= local files only)",
+    "tracker": "local (metrics.jsonl, metrics.csv, curves.png, plots under the run folder), clearml (those and a "
+               "ClearML task), or none (console only; checkpoints are still written)",
+    "amp": "mixed precision: auto = fp16 on CUDA, off on CPU; bf16 also works on CPU (the stand-in for the CUDA path)",
+    "select_metric": "the metric that chooses best.pth among evaluated epochs: auto = val_cross_signer_top1 when "
+                     "the validation signers are known, else val_top1 (val_silhouette = the published choice)",
+    "num_classes": "gloss count of the data (0 = read from it); with --classification_model, the number of "
+                   "class outputs (at least the data's gloss count)",
     "skip_bad_files": "train on the readable files of a landmark folder, logging the unusable ones (default: "
                       "stop with an error naming the first one)",
 }
@@ -25,7 +32,8 @@ HELP = {
 def build_parser() -> argparse.ArgumentParser:
     # Flags default to None (so a --config file's values survive); help shows TrainConfig's defaults.
     parser = argparse.ArgumentParser(description="Train a SPOTER embedding (or classification) model.")
-    parser.add_argument("--config", help="JSON file with config values (command-line flags override it)")
+    parser.add_argument("--config", help="JSON file of config values, or a preset's name from configs/ (builtin, "
+                                         "published, real); command-line flags override it")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     hints = typing.get_type_hints(TrainConfig)
     for field in fields(TrainConfig):
@@ -51,8 +59,13 @@ def config_from_args(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
         raise UsageError(str(error)) from None
 
 
+PRESETS = Path(__file__).resolve().parents[1] / "configs"
+
+
 def read_config_file(path: str) -> dict:
-    """The JSON object of a ``--config`` file; anything else is a usage error naming the file."""
+    """The JSON object of a ``--config`` file (or of the preset ``configs/<path>.json``)."""
+    if not Path(path).exists() and (PRESETS / f"{path}.json").is_file():
+        path = str(PRESETS / f"{path}.json")
     try:
         with open(path, encoding="utf-8") as handle:
             values = json.load(handle)

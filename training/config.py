@@ -1,10 +1,24 @@
-"""Training configuration: one typed dataclass, saved into checkpoints as a plain dict."""
+"""Training configuration: one typed dataclass, saved into checkpoints as a plain dict.
+
+The model's hyper-parameters are not restated here: their defaults are read from
+:class:`models.spoter.SpoterConfig`, the one place that defines them. Named presets
+(``configs/*.json``) are plain JSON objects of these keys, loaded with ``--config``.
+"""
 from __future__ import annotations
 
 import math
 import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import PurePath
+
+from models.spoter import SpoterConfig
+
+_MODEL = SpoterConfig()  # defaults of the model fields below
+
+# What ``--select_metric`` may name: a metric evaluate_epoch logs on evaluated epochs.
+SELECT_METRICS = ("auto", "val_cross_signer_top1", "val_cross_signer_top5", "val_top1", "val_top5",
+                  "val_silhouette", "train_silhouette")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
 @dataclass
@@ -22,13 +36,13 @@ class TrainConfig:
     dataset_project: str = "spoter_embeddings"
     training_set_path: str = "data/builtin/builtin_train.csv"
     validation_set_path: str = ""               # empty = no validation set
-    train_split: str = "train"             # used when a path is a landmark folder
-    val_split: str = ""                    # "" = "val" if present, else "test"
+    train_split: str = ""                  # landmark folders only; "" = "train"
+    val_split: str = ""                    # landmark folders only; "" = "val" if present, else "test"
     skip_bad_files: bool = False           # train without the unusable files of a landmark folder (else: error)
     num_workers: int = 0
     sampler: str = "pk"                    # pk | random
     samples_per_class: int = 4             # K of the P×K sampler (P = batch_size // K)
-    max_frames: int = 256                  # longer clips are resampled down to this
+    max_frames: int = _MODEL.max_frames    # longer clips are resampled down to this (and the learned table's size)
     resample_frames: int = 0               # > 0: every clip resampled to this length
     normalization: str = "centered"        # centered | spoter | none
     canonical_handedness: bool = False     # mirror clips whose left hand is the active one
@@ -39,16 +53,16 @@ class TrainConfig:
     gaussian_std: float = 0.001
     # --- model
     classification_model: bool = False
-    num_classes: int = 100
-    hidden_dim: int = 108
-    num_heads: int = 9
-    num_encoder_layers: int = 6
-    num_decoder_layers: int = 6
-    dim_feedforward: int = 2048
-    vector_length: int = 32
-    dropout: float = 0.1
-    normalize_embeddings: bool = False
-    positional_encoding: str = "learned"   # learned | sinusoidal | single
+    num_classes: int = 0                   # 0 = the training data's gloss count (classifier outputs)
+    hidden_dim: int = _MODEL.hidden_dim
+    num_heads: int = _MODEL.num_heads
+    num_encoder_layers: int = _MODEL.num_encoder_layers
+    num_decoder_layers: int = _MODEL.num_decoder_layers
+    dim_feedforward: int = _MODEL.dim_feedforward
+    vector_length: int = _MODEL.vector_length
+    dropout: float = _MODEL.dropout
+    normalize_embeddings: bool = _MODEL.normalize_embeddings
+    positional_encoding: str = _MODEL.positional_encoding  # learned | sinusoidal | single
     # --- loss and mining
     hard_triplet_mining: str = "in_batch"  # in_batch (batch-all) | batch_hard | None (no mining: batch-all, unfiltered)
     triplet_loss_margin: float = 1.0
@@ -57,7 +71,9 @@ class TrainConfig:
     start_mining_hard: int = -1            # epoch from which batches are regrouped hard; -1 = never
     hard_mining_pre_batch_multipler: int = 16
     hard_mining_pre_batch_mining_count: int = 5
-    hard_mining_scheduler_triplets_threshold: float = 0.0
+    hard_mining_scheduler_triplets_threshold: float = 0.0  # active-triplet share below which grouping tightens; 0 = never
+    hard_mining_scheduler_threshold: float = 0.9   # initial grouping threshold (see training.hard_grouping)
+    hard_mining_scheduler_factor: float = 0.9      # threshold *= factor at each tightening
     # --- optimisation
     epochs: int = 20
     epoch_iters: int = -1                  # batches per epoch; -1 = one pass over the training set
@@ -69,8 +85,10 @@ class TrainConfig:
     scheduler_patience: int = 5
     scheduler_warmup: int = 0              # epochs of linear warm-up
     grad_clip: float = 1.0
+    amp: str = "auto"                      # mixed precision: auto (fp16 on CUDA, off on CPU) | off | bf16 | fp16
     # --- evaluation, checkpoints
     eval_every: int = 1
+    select_metric: str = "auto"            # best.pth: auto = val_cross_signer_top1 if val signers known, else val_top1
     report_untrained: bool = True          # evaluate the untrained network at the end, for comparison
     save_checkpoints_every: int = 0        # also keep epoch_<n>.pth every n epochs; 0 = only best and last
     plot_every: int = 0                    # t-SNE scatter of validation embeddings every n epochs; 0 = last only
@@ -144,7 +162,22 @@ class TrainConfig:
             raise UsageError("--augmentations_prob and --mirror_prob must be between 0 and 1")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"--dropout must be in [0, 1) (got {self.dropout})")
-        choices = {"sampler": ("pk", "random"), "optimizer": ("SGD", "ADAM", "sgd", "adam"),
+        if not 0 <= self.hard_mining_scheduler_triplets_threshold <= 1:
+            raise UsageError("--hard_mining_scheduler_triplets_threshold is a share of active triplets and must be "
+                             f"between 0 and 1 (got {self.hard_mining_scheduler_triplets_threshold})")
+        if not 0 < self.hard_mining_scheduler_threshold <= 1:
+            raise UsageError("--hard_mining_scheduler_threshold must be in (0, 1] "
+                             f"(got {self.hard_mining_scheduler_threshold})")
+        if not 0 < self.hard_mining_scheduler_factor < 1:
+            raise UsageError(f"--hard_mining_scheduler_factor must be between 0 and 1 (exclusive), "
+                             f"got {self.hard_mining_scheduler_factor}")
+        if self.num_classes < 0:
+            raise UsageError(f"--num_classes must be 0 (= the training data's gloss count) or more (got "
+                             f"{self.num_classes})")
+        if self.filter_easy_triplets and str(self.hard_triplet_mining) != "in_batch":
+            raise UsageError(f"--filter_easy_triplets applies to batch-all mining (--hard_triplet_mining in_batch), "
+                             f"not to --hard_triplet_mining {self.hard_triplet_mining}")
+        choices = {"sampler": ("pk", "random"), "amp": AMP_MODES, "select_metric": SELECT_METRICS, "optimizer": ("SGD", "ADAM", "sgd", "adam"),
                    "normalization": ("centered", "spoter", "none"), "distance": ("euclidean", "cosine"),
                    "positional_encoding": ("learned", "sinusoidal", "single"), "tracker": ("local", "clearml", "none"),
                    "dataset_loader": ("local", "clearml"),

@@ -23,7 +23,12 @@ class TrainingData:
     label_names: list[str]
 
 
-def _load(path: str, split: str | None, config: TrainConfig) -> SequenceSet:
+def _load(path: str, split: str | None, config: TrainConfig, split_flag: str = "") -> SequenceSet:
+    """One training or validation source; ``split`` picks a landmark folder's split.
+
+    ``split_flag`` names the flag that asked for a split explicitly: a CSV file holds one
+    split already, so asking it for one is refused instead of being ignored.
+    """
     from datasets.loading import load_sequence_set
     if config.dataset_loader == "clearml":
         from clearml import Dataset
@@ -32,6 +37,9 @@ def _load(path: str, split: str | None, config: TrainConfig) -> SequenceSet:
     source = Path(path)
     if not source.exists():
         raise DataError(f"{path}: dataset not found")
+    if split_flag and not source.is_dir():
+        raise UsageError(f"{split_flag} {split}: {path} is a file (one split already); {split_flag} selects a split "
+                         "of a landmark folder's index")
     skipped: list[tuple[str, str]] = []
     sequences = load_sequence_set(source, split=split if source.is_dir() else None, progress=True, skipped=skipped)
     if skipped and not config.skip_bad_files:
@@ -44,7 +52,8 @@ def _load(path: str, split: str | None, config: TrainConfig) -> SequenceSet:
 
 
 def load_training_data(config: TrainConfig) -> TrainingData:
-    train = _load(config.training_set_path, config.train_split, config)
+    train = _load(config.training_set_path, config.train_split or "train", config,
+                  "--train_split" if config.train_split else "")
     if len(train) == 0:
         raise DataError(f"{config.training_set_path}: no training samples")
     val = None
@@ -54,7 +63,7 @@ def load_training_data(config: TrainConfig) -> TrainingData:
             from datasets.loading import load_sequence_set
             every = load_sequence_set(Path(config.validation_set_path))
             val_split = "val" if "val" in set(every.splits) else "test"
-        val = _load(config.validation_set_path, val_split, config)
+        val = _load(config.validation_set_path, val_split, config, "--val_split" if config.val_split else "")
         names = train.label_names + [n for n in val.label_names if n not in set(train.label_names)]
         val = val.with_label_names(names)
         train = train.with_label_names(names)

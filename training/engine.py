@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,21 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError:  # torch lists every device type it knows; the usual ones are enough here
         raise UsageError(f"--device {name!r}: not a device; use auto, cpu, cuda or cuda:N") from None
+
+
+def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype ``--amp`` asks for on ``device``; None = full precision.
+
+    ``auto`` is fp16 on CUDA (with gradient scaling) and off on CPU. bf16 runs on CPU too,
+    which is how the mixed-precision path is exercised on machines without a GPU.
+    """
+    if mode == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+    if dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UsageError(f"--amp bf16: this GPU ({torch.cuda.get_device_name(device)}) has no bfloat16 support; "
+                         "use --amp fp16")
+    return dtype
 
 
 def build_criterion(config: TrainConfig):
@@ -92,8 +108,8 @@ def prepare_out_dir(out_dir: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def resume_state(path: Path, model, optimizer, plateau, hard_scheduler) -> tuple[int, float, list]:
-    """Load ``last.pth`` into the training objects; returns (next epoch, best metric, history).
+def resume_state(path: Path, model, optimizer, plateau, hard_scheduler, best) -> tuple[int, list]:
+    """Load ``last.pth`` into the training objects and ``best``; returns (next epoch, history).
 
     A checkpoint of another architecture or one without the training state is refused
     with one line instead of a half-restored run.
@@ -109,7 +125,11 @@ def resume_state(path: Path, model, optimizer, plateau, hard_scheduler) -> tuple
         plateau.load_state_dict(state["scheduler"])
         hard_scheduler.load_state_dict(state["hard_scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        return int(state["epoch"]) + 1, float(state["best_metric"]), list(state["history"])
+        selection = state.get("selection", {})
+        if selection.get("metric", best.metric) != best.metric:
+            raise ValueError(f"best.pth was chosen by {selection['metric']}, this run selects by {best.metric}")
+        best.value, best.epoch = float(state["best_metric"]), int(selection.get("epoch", -1))
+        return int(state["epoch"]) + 1, list(state["history"])
     except (RuntimeError, ValueError, TypeError, KeyError) as error:
         raise DataError(f"{path}: cannot resume from it: it does not match this run's model or settings "
                         f"({error_detail(error)}); use another --out_dir/--experiment_name or drop --resume") from None
@@ -137,7 +157,7 @@ def epoch_batches(config, dataset, model, epoch, device, hard_scheduler) -> list
     n = len(labels)
     iters = config.epoch_iters if config.epoch_iters > 0 else max(1, n // config.batch_size)
     rng = np.random.default_rng([config.seed, epoch, 11])
-    if 0 <= config.start_mining_hard <= epoch and not config.classification_model:
+    if mining_hard(config, epoch):
         pre_size = min(n, config.batch_size * config.hard_mining_pre_batch_multipler)
         keep = max(1, config.hard_mining_pre_batch_mining_count)
         batches = []
@@ -158,6 +178,11 @@ def epoch_batches(config, dataset, model, epoch, device, hard_scheduler) -> list
             if len(order[i * config.batch_size:(i + 1) * config.batch_size]) >= 2]
 
 
+def mining_hard(config: TrainConfig, epoch: int) -> bool:
+    """Whether ``epoch``'s batches are regrouped hard (from ``--start_mining_hard`` on)."""
+    return 0 <= config.start_mining_hard <= epoch and not config.classification_model
+
+
 class _SubsetView:
     """The samples ``indices`` of a SignDataset, without augmentation (for embedding)."""
 
@@ -171,13 +196,16 @@ class _SubsetView:
         return self.dataset.frames(int(self.indices[i]))
 
 
-def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config, hard_scheduler) -> dict:
+def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config, hard_scheduler,
+                    amp_dtype: torch.dtype | None = None, mining_hard: bool = False) -> dict:
+    """One pass over ``loader``. ``amp_dtype`` runs the forward pass under autocast (the loss in
+    float32); ``mining_hard`` says the batches were regrouped hard, the only time the hard-mining
+    scheduler learns from the share of active triplets."""
     model.train()
     totals = {"loss": 0.0, "active": 0.0, "valid": 0.0, "batches": 0, "samples": 0}
-    use_amp = device.type == "cuda"
     for landmarks, mask, labels in tqdm(loader, desc="train", leave=False, unit="batch", disable=not dist_utils.is_main()):
         landmarks, mask, labels = landmarks.to(device), mask.to(device), labels.to(device)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             outputs = model(landmarks, mask)
         loss = criterion(outputs.float(), labels)
         if not torch.isfinite(loss):
@@ -190,7 +218,7 @@ def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config,
         scaler.step(optimizer)
         scaler.update()
         stats = getattr(criterion, "last_stats", {})
-        if stats and 0 <= config.start_mining_hard:
+        if stats and mining_hard:
             hard_scheduler.step(stats.get("fraction_active", 0.0))
         totals["loss"] += loss.item()
         totals["active"] += stats.get("active_triplets", 0)
@@ -221,6 +249,63 @@ def evaluate_epoch(model, data, train_eval, val_eval, device, config) -> dict:
     return metrics
 
 
+def selection_metric(config: TrainConfig, data: TrainingData) -> str:
+    """The metric that chooses ``best.pth`` (``--select_metric``; ``auto`` resolved for this data).
+
+    ``auto`` prefers accuracy on people the model did not train on: cross-signer top-1 when
+    the validation set names more than one signer, else validation top-1, else (no
+    validation set) the training silhouette.
+    """
+    name = config.select_metric
+    val_signers = data.val is not None and len(data.val) > 0 and bool((data.val.signer_ids != "").all()) \
+        and len(set(data.val.signer_ids)) > 1
+    if name == "auto":
+        return "val_cross_signer_top1" if val_signers else "val_top1" if data.val is not None else "train_silhouette"
+    if name.startswith("val_") and data.val is None:
+        raise UsageError(f"--select_metric {name} needs a validation set (--validation_set_path)")
+    if name.startswith("val_cross_signer") and not val_signers:
+        raise UsageError(f"--select_metric {name} needs signer ids for two or more validation signers; "
+                         f"{config.validation_set_path} has none (use val_top1)")
+    return name
+
+
+def output_classes(config: TrainConfig, data: TrainingData) -> int:
+    """``--num_classes``: 0 = the data's gloss count; a classifier may have more outputs, never fewer."""
+    glosses = len(data.label_names)
+    if config.num_classes == 0:
+        return glosses
+    if config.classification_model and config.num_classes >= glosses:
+        return config.num_classes
+    need = f"at least {glosses}" if config.classification_model else f"{glosses} (or 0)"
+    raise UsageError(f"--num_classes {config.num_classes}: the training data has {glosses} glosses; use {need}")
+
+
+@dataclass
+class BestCheckpoint:
+    """Which evaluated epoch ``best.pth`` holds, by one named metric (higher is better).
+
+    Only evaluated epochs compete, so the choice never compares a loss with an accuracy.
+    The first evaluated epoch is always kept (even with a NaN score), so ``best.pth``
+    exists whenever any epoch was evaluated.
+    """
+
+    metric: str
+    value: float = -math.inf
+    epoch: int = -1
+
+    def offer(self, epoch: int, metrics: dict) -> bool:
+        if self.metric not in metrics:
+            return False
+        value = float(metrics[self.metric])
+        if self.epoch >= 0 and not (math.isfinite(value) and value > self.value):
+            return False
+        self.value, self.epoch = (value if math.isfinite(value) else -math.inf), epoch
+        return True
+
+    def to_dict(self) -> dict:
+        return {"metric": self.metric, "value": self.value, "epoch": self.epoch}
+
+
 def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -> dict:
     """Train a model as ``config`` says; returns the final epoch's metrics.
 
@@ -231,23 +316,25 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
     config.check()
     dist_utils.setup()
     device = dist_utils.device_for_rank(resolve_device(config.device))
+    amp_dtype = resolve_amp(config.amp, device)
     torch.manual_seed(config.seed + dist_utils.rank())
     out_dir = Path(config.out_dir) / config.experiment_name
     if dist_utils.is_main():
         prepare_out_dir(out_dir)
     data = data if data is not None else load_training_data(config)
     check_batching(data, config)
-    model_config = SpoterConfig.from_dict(config.model_config(len(data.label_names)))
+    best = BestCheckpoint(selection_metric(config, data))
+    model_config = SpoterConfig.from_dict(config.model_config(output_classes(config, data)))
     model = build_model(model_config)
     if config.init_checkpoint:
         load_initial_weights(model, config.init_checkpoint)
-    model = model.to(device)
-    model = dist_utils.wrap(model, device)
+    model = dist_utils.wrap(model.to(device), device)
     criterion, optimizer = build_criterion(config), build_optimizer(model, config)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.scheduler_factor,
                                                          patience=config.scheduler_patience)
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
-    hard_scheduler = HardMiningScheduler(threshold=0.9, factor=0.9,
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
+    hard_scheduler = HardMiningScheduler(threshold=config.hard_mining_scheduler_threshold,
+                                         factor=config.hard_mining_scheduler_factor,
                                          min_active_fraction=config.hard_mining_scheduler_triplets_threshold)
     train_set = build_train_dataset(data, config)
     train_eval = build_eval_dataset(data.train, config)
@@ -255,9 +342,9 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
     if tracker is None and dist_utils.is_main():
         tracker = build_tracker(config.tracker, out_dir, config.to_dict(), config.dataset_project,
                                 config.experiment_name)
-    start_epoch, best, history = 0, -math.inf, []
+    start_epoch, history = 0, []
     if config.resume and (out_dir / "last.pth").exists():
-        start_epoch, best, history = resume_state(out_dir / "last.pth", model, optimizer, plateau, hard_scheduler)
+        start_epoch, history = resume_state(out_dir / "last.pth", model, optimizer, plateau, hard_scheduler, best)
         if tracker:
             tracker.restore(history)
         log.info("resumed from %s at epoch %d", out_dir / "last.pth", start_epoch)
@@ -269,7 +356,8 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
         apply_warmup(optimizer, config, epoch)
         batches = dist_utils.shard(epoch_batches(config, train_set, dist_utils.unwrap(model), epoch, device, hard_scheduler))
         loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collate, num_workers=config.num_workers)
-        metrics = {"epoch": epoch, **train_one_epoch(model, criterion, optimizer, loader, device, scaler, config, hard_scheduler)}
+        metrics = {"epoch": epoch, **train_one_epoch(model, criterion, optimizer, loader, device, scaler, config,
+                                                     hard_scheduler, amp_dtype, mining_hard(config, epoch))}
         metrics["lr"] = optimizer.param_groups[0]["lr"]
         metrics["hard_threshold"] = hard_scheduler.threshold
         metrics["train_seconds"] = time.perf_counter() - started
@@ -289,22 +377,15 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
         history.append(metrics)
         tracker.log_epoch(metrics)
         log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-        score = metrics.get("val_silhouette", metrics.get("train_silhouette", -metrics["train_loss"]))
-        payload = {
-            "state_dict": dist_utils.unwrap(model).state_dict(), "config": config.to_dict(),
-            "model_config": {**model_config.__dict__}, "label_names": list(data.label_names),
-            "normalization": config.preprocessing(),
-            "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
-            "history": history, "epoch": epoch, "best_metric": max(best, score) if np.isfinite(score) else best,
-            "optimizer": optimizer.state_dict(), "scheduler": plateau.state_dict(),
-            "hard_scheduler": hard_scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-        }
         # The epoch's files before last.pth: a run killed before last.pth is written redoes the
         # whole epoch on --resume, so no output of the epoch can be missing afterwards.
-        if val_embeddings is not None and (last_epoch or (config.plot_every > 0 and (epoch + 1) % config.plot_every == 0)):
+        if val_embeddings is not None and config.tracker != "none" and (
+                last_epoch or (config.plot_every > 0 and (epoch + 1) % config.plot_every == 0)):
             _plot_embeddings(val_embeddings, data, out_dir, epoch, tracker)
-        if np.isfinite(score) and score > best:
-            best = score
+        improved = best.offer(epoch, metrics)
+        payload = checkpoint_payload(model, config, model_config, data, metrics, history, epoch, best,
+                                     optimizer, plateau, hard_scheduler)
+        if improved:
             save_checkpoint(out_dir / "best.pth", payload)
         if config.save_checkpoints_every > 0 and (epoch + 1) % config.save_checkpoints_every == 0:
             save_checkpoint(out_dir / f"epoch_{epoch + 1}.pth", payload)
@@ -313,10 +394,28 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
         metrics.update({f"untrained_{k}": v for k, v in untrained_baseline(model_config, data, train_eval, val_eval,
                                                                           device, config).items()})
         log.info("untrained baseline: %s", " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith("untrained_")))
+    if dist_utils.is_main() and best.epoch >= 0:
+        log.info("best.pth: epoch %d by %s = %.4g", best.epoch, best.metric, best.value)
     if tracker:
         tracker.close()
     dist_utils.cleanup()
     return metrics
+
+
+def checkpoint_payload(model, config, model_config, data, metrics, history, epoch, best: BestCheckpoint,
+                       optimizer, plateau, hard_scheduler) -> dict:
+    """What ``best.pth``/``last.pth`` hold: the model (state, configs, vocabulary, clip preparation),
+    the epoch's metrics and which epoch/metric chose ``best.pth``, and the state to resume from."""
+    return {
+        "state_dict": dist_utils.unwrap(model).state_dict(), "config": config.to_dict(),
+        "model_config": {**model_config.__dict__}, "label_names": list(data.label_names),
+        "normalization": config.preprocessing(),
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+        "selection": best.to_dict(),
+        "history": history, "epoch": epoch, "best_metric": best.value,
+        "optimizer": optimizer.state_dict(), "scheduler": plateau.state_dict(),
+        "hard_scheduler": hard_scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+    }
 
 
 def untrained_baseline(model_config, data, train_eval, val_eval, device, config) -> dict:

@@ -105,9 +105,31 @@ class ClearMLTracker(LocalTracker):
         self.task.close()
 
 
+class NullTracker:
+    """``--tracker none``: metrics are logged to the console only; no file is written."""
+
+    def restore(self, history: list[dict]) -> None:
+        pass
+
+    def log_epoch(self, metrics: dict) -> None:
+        pass
+
+    def log_figure(self, name: str, png_path) -> None:
+        pass
+
+    def log_artifact(self, name: str, path) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def build_tracker(kind: str, out_dir, config: dict, project: str, name: str):
+    """local: files under the run folder; clearml: those and a ClearML task; none: nothing but checkpoints."""
     if kind == "clearml":
         return ClearMLTracker(out_dir, config, project, name)
-    if kind in ("local", "none"):
+    if kind == "local":
         return LocalTracker(out_dir, config)
+    if kind == "none":
+        return NullTracker()
     raise ValueError(f"unknown tracker {kind!r}; choose local, clearml or none")

@@ -69,10 +69,12 @@ def test_checkpoint_contents_and_metrics(tiny_csvs, tmp_path):
 
 @pytest.mark.parametrize("mining", ["in_batch", "batch_hard"])
 def test_resume_continues_exactly(tiny_csvs, tmp_path, mining):
-    straight = _config(tiny_csvs, tmp_path / "a", hard_triplet_mining=mining, filter_easy_triplets=True)
+    filtering = mining == "in_batch"  # easy-triplet filtering belongs to batch-all mining only
+    straight = _config(tiny_csvs, tmp_path / "a", hard_triplet_mining=mining, filter_easy_triplets=filtering)
     train(straight)
-    train(_config(tiny_csvs, tmp_path / "b", epochs=2, hard_triplet_mining=mining, filter_easy_triplets=True))
-    train(_config(tiny_csvs, tmp_path / "b", epochs=3, resume=True, hard_triplet_mining=mining, filter_easy_triplets=True))
+    train(_config(tiny_csvs, tmp_path / "b", epochs=2, hard_triplet_mining=mining, filter_easy_triplets=filtering))
+    train(_config(tiny_csvs, tmp_path / "b", epochs=3, resume=True, hard_triplet_mining=mining,
+                  filter_easy_triplets=filtering))
     a, b = load_checkpoint(tmp_path / "a" / "t" / "last.pth"), load_checkpoint(tmp_path / "b" / "t" / "last.pth")
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
     for key, value in a["state_dict"].items():

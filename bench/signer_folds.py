@@ -5,7 +5,8 @@ disjoint folds. For each fold a model is trained, with the recipe's train.py
 arguments, on every sample of the OTHER folds' signers (any split). Each held-out
 sample is then a query whose gallery is every other person's samples: all samples
 of all folds except the query's own signer (so the held-out fold's other signers
-are in it). Top-1/top-5 count distinct glosses (evaluation.knn).
+are in it). Top-1/top-5 count distinct glosses and "answerable" is the eligibility rule
+of evaluation.ranking, as in evaluate.py's cross_signer protocol.
 
 Reported, always beside the untrained network (same architecture, same seed, same
 protocol), pooled over all held-out samples of a seed:
@@ -98,17 +99,14 @@ def fold_hits(embeddings: np.ndarray, sequences: SequenceSet, queries: np.ndarra
     Returns boolean arrays over ``queries``: ``top1``, ``top5``, ``answerable`` (another
     signer has the gloss) and ``seen`` (the gloss was in the fold's training labels).
     """
-    from evaluation.knn import class_distances, exclusion_mask, pairwise_distances, ranked_classes
+    from evaluation.knn import exclusion_mask, pairwise_distances
+    from evaluation.ranking import rank_by_nearest
     labels = sequences.labels
     distances = pairwise_distances(embeddings[queries], embeddings, metric)              # (Q, N)
     excluded = exclusion_mask(sequences.signer_ids[queries], sequences.signer_ids)       # same person
-    per_class = class_distances(distances, labels, len(sequences.label_names), excluded)  # (Q, C)
-    q_labels = torch.as_tensor(labels[queries])
-    indices, values = ranked_classes(per_class, max(KS))
-    hit = (indices == q_labels[:, None]) & torch.isfinite(values)
-    answerable = torch.isfinite(per_class[torch.arange(len(queries)), q_labels]).numpy()
-    out = {f"top{k}": hit[:, :k].any(1).numpy() for k in KS}
-    out.update(answerable=answerable, seen=np.isin(labels[queries], train_labels))
+    ranking = rank_by_nearest(distances, labels, labels[queries], len(sequences.label_names), excluded, max(KS))
+    out = {f"top{k}": ranking.hits(k) for k in KS}
+    out.update(answerable=ranking.eligible, seen=np.isin(labels[queries], train_labels))
     return out
 
 

@@ -7,7 +7,8 @@ without retraining, and queried for the nearest glosses.
 Search goes through a :class:`SearchIndex`: anything with ``search(queries, k)``
 returning the ``k`` nearest gallery rows. :class:`ExactIndex` does it with batched
 matrix products; an approximate index (e.g. faiss) can be passed instead. Ranking
-*distinct* glosses only needs those neighbour lists, so it works with either.
+*distinct* glosses only needs those neighbour lists, so it works with either; the rule
+is :mod:`evaluation.ranking`'s, applied to the glosses a list holds (:func:`distinct_top_k`).
 """
 from __future__ import annotations
 
@@ -78,28 +79,34 @@ class Matches:
 
 
 def distinct_top_k(neighbour_labels: np.ndarray, neighbour_distances: np.ndarray, k: int):
-    """The first ``k`` different labels along each row of sorted neighbour lists.
+    """The ``k`` nearest distinct labels of each row of neighbour lists (a search's answer).
 
-    Returns ``(labels (Q, k), distances (Q, k), found (Q,))``; a label's distance is that of
-    its nearest sample, so on an exact neighbour list this is the per-gloss minimum.
+    This is the index-based form of :mod:`evaluation.ranking`'s rule, for searches that
+    return neighbour lists rather than a full distance matrix: a label's distance is that
+    of its nearest sample in the list, and labels are then ordered by
+    :func:`evaluation.ranking.order_glosses` (nearest first, ties to the lower label).
+    On a full-length exact neighbour list that is the per-gloss minimum, so the ranking
+    equals :func:`evaluation.ranking.rank_by_nearest` on the distance matrix; on a shorter
+    list only glosses met in it can be ranked, which is why :meth:`Gallery.query` widens
+    the list until ``k`` glosses are found.
+
+    Returns ``(labels (Q, k), distances (Q, k) float32, found (Q,))``, ``found`` being the
+    number of distinct labels in each list; ``-1`` / ``inf`` pad rows with fewer labels.
     """
+    from evaluation.ranking import order_glosses
     labels = np.asarray(neighbour_labels)
+    distances = np.asarray(neighbour_distances, np.float32)
     q, n = labels.shape
-    order = np.argsort(labels, axis=1, kind="stable")            # groups equal labels, nearest first
+    order = np.lexsort((distances, labels), axis=1)              # groups equal labels, nearest first
     grouped = np.take_along_axis(labels, order, 1)
     first_grouped = np.ones((q, n), bool)
     first_grouped[:, 1:] = grouped[:, 1:] != grouped[:, :-1]
     first = np.zeros((q, n), bool)
     np.put_along_axis(first, order, first_grouped, 1)
     first &= labels >= 0
-    rank = np.cumsum(first, 1) - 1
-    keep = first & (rank < k)
-    out_labels = np.full((q, k), -1, np.int64)
-    out_distances = np.full((q, k), np.inf, np.float32)
-    rows, cols = np.nonzero(keep)
-    out_labels[rows, rank[rows, cols]] = labels[rows, cols]
-    out_distances[rows, rank[rows, cols]] = np.asarray(neighbour_distances)[rows, cols]
-    return out_labels, out_distances, first.sum(1)
+    candidates = torch.from_numpy(np.where(first, labels, -1).astype(np.int64))
+    ids, values = order_glosses(torch.from_numpy(distances), k, candidates)
+    return ids.numpy(), values.numpy(), first.sum(1)
 
 
 def _strings(values, n: int, name: str) -> np.ndarray:

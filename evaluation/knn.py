@@ -1,9 +1,9 @@
-"""Nearest-neighbour recognition metrics computed from one distance matrix.
+"""Distances between embeddings and the measures built on them beside kNN accuracy.
 
-Top-k counts *distinct glosses*: glosses are ranked by the distance of their nearest
-allowed gallery sample, so the five best guesses are five different signs. Which
-gallery samples a query may use is a boolean mask, which expresses leave-self-out
-(same video) and cross-signer (same person) protocols alike.
+Distance matrices, the masks of which gallery samples a query may use (one boolean
+mask expresses leave-self-out, same-video and cross-signer protocols alike), class
+centroids, MAP@R and silhouette. Ranking glosses by their nearest sample and counting
+hits is :mod:`evaluation.ranking`, the one place that rule lives.
 """
 from __future__ import annotations
 
@@ -29,59 +29,6 @@ def exclusion_mask(query_groups, gallery_groups) -> torch.Tensor:
     _, codes = np.unique(np.concatenate([q, g]), return_inverse=True)
     qc, gc = torch.from_numpy(codes[: len(q)]), torch.from_numpy(codes[len(q):])
     return qc[:, None] == gc[None, :]
-
-
-def class_distances(distances: torch.Tensor, gallery_labels, num_classes: int,
-                    excluded: torch.Tensor | None = None) -> torch.Tensor:
-    """``(Q, C)`` distance from each query to the nearest allowed sample of each class (inf if none)."""
-    if excluded is not None:
-        distances = distances.masked_fill(excluded, float("inf"))
-    labels = torch.as_tensor(np.asarray(gallery_labels), dtype=torch.long)
-    out = torch.full((distances.shape[0], num_classes), float("inf"))
-    return out.scatter_reduce(1, labels[None, :].expand_as(distances), distances, reduce="amin")
-
-
-def centroid_distances(query_emb, gallery_emb, gallery_labels, num_classes: int, metric="euclidean") -> torch.Tensor:
-    """``(Q, C)`` distance to each class centroid (inf for classes absent from the gallery)."""
-    labels = np.asarray(gallery_labels)
-    present = np.unique(labels)
-    centroids = np.stack([np.asarray(gallery_emb)[labels == c].mean(0) for c in present])
-    out = torch.full((len(query_emb), num_classes), float("inf"))
-    out[:, torch.as_tensor(present)] = pairwise_distances(query_emb, centroids, metric)
-    return out
-
-
-def ranked_classes(per_class: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` nearest classes per query and their distances (inf = no candidate)."""
-    k = min(k, per_class.shape[1])
-    values, indices = per_class.topk(k, dim=1, largest=False)
-    return indices, values
-
-
-def topk_accuracy(per_class: torch.Tensor, query_labels, ks=(1, 5)) -> dict[str, float]:
-    """Share of queries whose true class is among the k nearest classes (finite distance only)."""
-    labels = torch.as_tensor(np.asarray(query_labels), dtype=torch.long)
-    indices, values = ranked_classes(per_class, max(ks))
-    hit = (indices == labels[:, None]) & torch.isfinite(values)
-    return {f"top{k}": float(hit[:, :k].any(1).float().mean()) if len(labels) else float("nan") for k in ks}
-
-
-def per_query_hits(per_class: torch.Tensor, query_labels, k: int) -> np.ndarray:
-    labels = torch.as_tensor(np.asarray(query_labels), dtype=torch.long)
-    indices, values = ranked_classes(per_class, k)
-    return ((indices == labels[:, None]) & torch.isfinite(values)).any(1).numpy()
-
-
-def knn_report(query_emb, query_labels, gallery_emb, gallery_labels, num_classes: int, excluded=None,
-               ks=(1, 5), metric: str = "euclidean") -> dict[str, float]:
-    """kNN (distinct-gloss) and class-centroid top-k for one protocol."""
-    distances = pairwise_distances(query_emb, gallery_emb, metric)
-    report = {f"knn_{k}": v for k, v in topk_accuracy(
-        class_distances(distances, gallery_labels, num_classes, excluded), query_labels, ks).items()}
-    if excluded is None:
-        report.update({f"centroid_{k}": v for k, v in topk_accuracy(
-            centroid_distances(query_emb, gallery_emb, gallery_labels, num_classes, metric), query_labels, ks).items()})
-    return report
 
 
 def silhouette(embeddings: np.ndarray, labels, metric: str = "euclidean", max_samples: int = 5000, seed: int = 0) -> float:

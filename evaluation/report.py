@@ -1,6 +1,7 @@
 """Evaluation protocols over embeddings, and the report ``evaluate.py`` prints and saves.
 
-Protocols (each is a mask of which gallery samples a query may use, see :mod:`evaluation.knn`):
+Protocols (each is a mask of which gallery samples a query may use; glosses are ranked and
+hits counted by :mod:`evaluation.ranking`):
 
 * ``standard``: every gallery sample; when gallery and queries are the same set, a query
   leaves itself (and any sample of the same video) out.
@@ -24,16 +25,8 @@ import numpy as np
 import torch
 
 from datasets.sequences import SequenceSet
-from evaluation.knn import (
-    class_distances,
-    map_at_r,
-    masked_centroid_distances,
-    pairwise_distances,
-    ranked_classes,
-    silhouette,
-)
-
-KS = (1, 5)
+from evaluation.knn import exclusion_mask, map_at_r, masked_centroid_distances, pairwise_distances, silhouette
+from evaluation.ranking import KS, rank_by_nearest, rank_glosses
 
 
 @dataclass
@@ -91,25 +84,6 @@ class ProtocolResult:
         return {"description": self.description, **self.metrics, "per_gloss": self.per_gloss}
 
 
-def _hits(per_class: torch.Tensor, labels: np.ndarray, ks) -> tuple[np.ndarray, np.ndarray, dict]:
-    indices, values = ranked_classes(per_class, max(ks))
-    predictions = torch.where(torch.isfinite(values), indices, torch.full_like(indices, -1)).numpy()
-    hit = predictions == np.asarray(labels)[:, None]
-    return predictions, hit, {k: hit[:, :k].any(1) for k in ks}
-
-
-def _mean(values: np.ndarray) -> float:
-    return float(values.mean()) if len(values) else float("nan")
-
-
-def _accuracies(prefix: str, by_k: dict, eligible: np.ndarray) -> dict:
-    out = {}
-    for k, hit in by_k.items():
-        out[f"{prefix}_top{k}"] = _mean(hit[eligible])
-        out[f"{prefix}_top{k}_all"] = _mean(hit)
-    return out
-
-
 def per_gloss_table(labels: np.ndarray, predictions: np.ndarray, eligible: np.ndarray, label_names: list[str],
                     ks=KS) -> tuple[list[dict], np.ndarray]:
     """Accuracy per gloss and the gloss it is most often mistaken for (top-1), plus the confusion counts."""
@@ -140,17 +114,16 @@ def protocol(name: str, description: str, distances: torch.Tensor, gallery: Embe
              excluded: torch.Tensor | None, metric: str, ks=KS, details: bool = True) -> ProtocolResult:
     """kNN (distinct glosses), class-centroid and MAP@R figures for one gallery mask."""
     c = len(gallery.label_names)
-    per_class = class_distances(distances, gallery.labels, c, excluded)            # (Q, C)
-    eligible = torch.isfinite(per_class[torch.arange(len(queries)), torch.as_tensor(queries.labels)]).numpy()
-    predictions, _, knn = _hits(per_class, queries.labels, ks)
+    knn = rank_by_nearest(distances, gallery.labels, queries.labels, c, excluded, max(ks))
     centroids = masked_centroid_distances(queries.embeddings, gallery.embeddings, gallery.labels, c, excluded, metric)
-    _, _, centroid = _hits(centroids, queries.labels, ks)
-    metrics = {"queries": len(queries), "answerable_queries": int(eligible.sum()),
-               **_accuracies("knn", knn, eligible), **_accuracies("centroid", centroid, eligible)}
-    result = ProtocolResult(name, description, metrics, predictions=predictions, eligible=eligible)
+    centroid = rank_glosses(centroids, queries.labels, max(ks))
+    centroid.eligible = knn.eligible    # the same queries: a centroid exists iff an allowed sample does
+    metrics = {"queries": len(queries), "answerable_queries": int(knn.eligible.sum()),
+               **knn.accuracy(ks, "knn"), **centroid.accuracy(ks, "centroid")}
+    result = ProtocolResult(name, description, metrics, predictions=knn.predictions, eligible=knn.eligible)
     if details:
         metrics["map_at_r"] = map_at_r(distances, queries.labels, gallery.labels, excluded)
-        result.per_gloss, result.confusion = per_gloss_table(queries.labels, predictions, eligible,
+        result.per_gloss, result.confusion = per_gloss_table(queries.labels, knn.predictions, knn.eligible,
                                                              gallery.label_names, ks)
     return result
 
@@ -211,7 +184,6 @@ class EvaluationResult:
 def exclusion_masks(gallery: EmbeddedSet, queries: EmbeddedSet, same: bool
                     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(standard, cross-signer) masks: True = the query may not use that gallery sample."""
-    from evaluation.knn import exclusion_mask
     base = None
     if same:
         base = torch.eye(len(queries), dtype=torch.bool)
@@ -226,10 +198,13 @@ def exclusion_masks(gallery: EmbeddedSet, queries: EmbeddedSet, same: bool
     return base, cross
 
 
-def evaluate_embeddings(gallery: EmbeddedSet, queries: EmbeddedSet | None = None, *, metric: str = "euclidean",
-                        ks=KS, shots: Sequence[int] = (), draws: int = 5, seed: int = 0,
-                        model: str = "model") -> EvaluationResult:
-    """Every protocol for one model. ``queries=None`` means the gallery is also the query set."""
+STANDARD_ALL = "every gallery sample"
+STANDARD_SAME = "every gallery sample except the query itself (same set)"
+CROSS_SIGNER = "only other signers' samples (leave-one-signer-out)"
+
+
+def _prepared(gallery: EmbeddedSet, queries: EmbeddedSet | None, metric: str):
+    """The common start of every evaluation: one vocabulary, one distance matrix, the protocol masks."""
     same = queries is None
     if same:
         queries = gallery
@@ -237,12 +212,20 @@ def evaluate_embeddings(gallery: EmbeddedSet, queries: EmbeddedSet | None = None
         gallery, queries = align(gallery, queries)
     distances = pairwise_distances(queries.embeddings, gallery.embeddings, metric)  # (Q, G)
     base, cross = exclusion_masks(gallery, queries, same)
+    return gallery, queries, same, distances, base, cross
+
+
+def evaluate_embeddings(gallery: EmbeddedSet, queries: EmbeddedSet | None = None, *, metric: str = "euclidean",
+                        ks=KS, shots: Sequence[int] = (), draws: int = 5, seed: int = 0,
+                        model: str = "model") -> EvaluationResult:
+    """Every protocol for one model. ``queries=None`` means the gallery is also the query set."""
+    gallery, queries, same, distances, base, cross = _prepared(gallery, queries, metric)
     protocols = {}
-    describe = "every gallery sample" + (" except the query itself (same set)" if same else "")
-    protocols["standard"] = protocol("standard", describe, distances, gallery, queries, base, metric, ks)
+    protocols["standard"] = protocol("standard", STANDARD_SAME if same else STANDARD_ALL, distances, gallery,
+                                     queries, base, metric, ks)
     if cross is not None:
-        protocols["cross_signer"] = protocol("cross_signer", "only other signers' samples (leave-one-signer-out)",
-                                             distances, gallery, queries, cross, metric, ks)
+        protocols["cross_signer"] = protocol("cross_signer", CROSS_SIGNER, distances, gallery, queries, cross,
+                                             metric, ks)
     for k in shots:
         for result in few_shot(distances, gallery, queries, base, same, int(k), draws, seed, metric, ks, cross):
             protocols[result.name] = result
@@ -250,6 +233,27 @@ def evaluate_embeddings(gallery: EmbeddedSet, queries: EmbeddedSet | None = None
     if not same:
         scores["gallery"] = silhouette(gallery.embeddings, gallery.labels, metric)
     return EvaluationResult(model, list(gallery.label_names), protocols, scores)
+
+
+def knn_figures(gallery: EmbeddedSet, queries: EmbeddedSet | None = None, *, metric: str = "euclidean",
+                ks=KS) -> dict[str, dict]:
+    """The kNN figures of :func:`evaluate_embeddings`'s ``standard`` and ``cross_signer`` protocols only.
+
+    Same vocabulary, distances, masks and ranking as the full evaluation, hence the same
+    numbers, without the centroid, MAP@R and per-gloss work: training logs these every
+    evaluation epoch. ``{"standard": {...}, "cross_signer": {...}}``, the latter only when
+    :func:`evaluate_embeddings` would report it; each holds ``queries``,
+    ``answerable_queries``, ``knn_top{k}`` and ``knn_top{k}_all``.
+    """
+    gallery, queries, _, distances, base, cross = _prepared(gallery, queries, metric)
+    figures = {}
+    for name, excluded in (("standard", base), ("cross_signer", cross)):
+        if name == "cross_signer" and cross is None:
+            continue
+        knn = rank_by_nearest(distances, gallery.labels, queries.labels, len(gallery.label_names), excluded, max(ks))
+        figures[name] = {"queries": len(queries), "answerable_queries": int(knn.eligible.sum()),
+                         **knn.accuracy(ks, "knn")}
+    return figures
 
 
 # ----------------------------------------------------------------------------- text table

@@ -112,8 +112,13 @@ def embed_onnx(session, clips: list[np.ndarray], batch_size: int = EMBED_BATCH) 
 
 
 def drift_report(reference: np.ndarray, candidate: np.ndarray, labels, video_ids, metric: str = "euclidean") -> dict:
-    """Element drift, cosine similarity and leave-one-out kNN top-1 of ``candidate`` vs ``reference``."""
-    from evaluation.knn import class_distances, exclusion_mask, pairwise_distances, ranked_classes, topk_accuracy
+    """Element drift, cosine similarity and leave-one-out kNN top-1 of ``candidate`` vs ``reference``.
+
+    top-1 is evaluate.py's same-set ``standard`` kNN top-1 (:mod:`evaluation.ranking`): a
+    query leaves its own video out and is counted when its gloss has another video.
+    """
+    from evaluation.knn import exclusion_mask, pairwise_distances
+    from evaluation.ranking import rank_by_nearest
     diff = np.abs(candidate - reference)
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
     cosine = (reference * candidate).sum(1) / np.maximum(norms, 1e-12)
@@ -122,11 +127,12 @@ def drift_report(reference: np.ndarray, candidate: np.ndarray, labels, video_ids
     excluded = exclusion_mask(video_ids, video_ids)  # a query never finds itself
     top1, predictions = {}, {}
     for name, emb in (("fp32", reference), ("int8", candidate)):
-        per_class = class_distances(pairwise_distances(emb, emb, metric), labels, num_classes, excluded)
-        top1[name] = topk_accuracy(per_class, labels, ks=(1,))["top1"]
-        predictions[name] = ranked_classes(per_class, 1)[0][:, 0].numpy()
+        ranking = rank_by_nearest(pairwise_distances(emb, emb, metric), labels, labels, num_classes, excluded, k=1)
+        top1[name] = ranking.accuracy(ks=(1,))["knn_top1"]
+        predictions[name] = ranking.predictions[:, 0]
     return {
         "samples": len(labels), "classes": len(np.unique(labels)), "metric": metric,
+        "answerable_queries": int(ranking.eligible.sum()),
         "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
         "cosine_min": float(cosine.min()), "cosine_mean": float(cosine.mean()),
         "top1_fp32": top1["fp32"], "top1_int8": top1["int8"],

@@ -15,7 +15,8 @@ from tqdm import tqdm
 from datasets.errors import DataError, UsageError
 from datasets.torch_data import PKSampler, collate
 from evaluation.embedding import embed_dataset
-from evaluation.knn import exclusion_mask, knn_report, silhouette
+from evaluation.knn import silhouette
+from evaluation.report import EmbeddedSet, knn_figures
 from models.spoter import SpoterConfig, build_model
 from training import distributed as dist_utils
 from training.checkpoint import error_detail, load_checkpoint, save_checkpoint
@@ -231,20 +232,28 @@ def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config,
 
 
 def evaluate_epoch(model, data, train_eval, val_eval, device, config) -> dict:
-    """Silhouette on train and validation, validation kNN top-1/top-5 with the train set as gallery."""
+    """The figures ``evaluate.py --gallery <training set> --queries <validation set>`` prints for this model.
+
+    Computed by evaluation.report with the model's own distance (``config.distance``), so
+    each logged number equals one of evaluate.py's (kNN top-k over answerable queries):
+    ``train_silhouette`` / ``val_silhouette`` = silhouette (gallery) / (queries);
+    ``val_top1``/``val_top5`` = standard kNN top-1/top-5; ``val_cross_signer_top1``/``_top5``
+    = cross_signer kNN top-1/top-5, the gallery being the training samples of other signers
+    than the query's (logged when evaluate.py reports that protocol: signers known).
+    """
     core = dist_utils.unwrap(model)
+    metric = "cosine" if config.distance == "cosine" else "euclidean"   # as evaluation.inference.Embedder.metric
     metrics = {}
     train_emb = embed_dataset(core, train_eval, batch_size=128, device=device)
-    metrics["train_silhouette"] = silhouette(train_emb, data.train.labels)
+    metrics["train_silhouette"] = silhouette(train_emb, data.train.labels, metric)
     if val_eval is not None and len(val_eval):
         val_emb = embed_dataset(core, val_eval, batch_size=128, device=device)
-        metrics["val_silhouette"] = silhouette(val_emb, data.val.labels)
-        report = knn_report(val_emb, data.val.labels, train_emb, data.train.labels, len(data.label_names))
-        metrics.update(val_top1=report["knn_top1"], val_top5=report["knn_top5"])
-        if (data.val.signer_ids != "").all() and len(set(data.val.signer_ids)) > 1:
-            excluded = exclusion_mask(data.val.signer_ids, data.val.signer_ids)
-            cross = knn_report(val_emb, data.val.labels, val_emb, data.val.labels, len(data.label_names), excluded)
-            metrics.update(val_cross_signer_top1=cross["knn_top1"], val_cross_signer_top5=cross["knn_top5"])
+        metrics["val_silhouette"] = silhouette(val_emb, data.val.labels, metric)
+        figures = knn_figures(EmbeddedSet.from_sequences(train_emb, data.train),
+                              EmbeddedSet.from_sequences(val_emb, data.val), metric=metric)
+        for name, prefix in (("standard", "val"), ("cross_signer", "val_cross_signer")):
+            if name in figures:
+                metrics.update({f"{prefix}_top{k}": figures[name][f"knn_top{k}"] for k in (1, 5)})
         metrics["_val_embeddings"] = val_emb
     return metrics
 

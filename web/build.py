@@ -104,9 +104,10 @@ def embed(session, clips: list[np.ndarray], names: tuple[str, str, str] | None =
 def top_k(query: np.ndarray, gallery: np.ndarray, labels: np.ndarray, num_classes: int,
           metric: str = "euclidean", k: int = TOP_K) -> list[tuple[int, float]]:
     """Distinct glosses ranked by their nearest gallery sample (evaluation's kNN definition)."""
-    from evaluation.knn import class_distances, pairwise_distances, ranked_classes
-    per_class = class_distances(pairwise_distances(query[None], gallery, metric), labels, num_classes)
-    indices, values = ranked_classes(per_class, k)
+    from evaluation.knn import pairwise_distances
+    from evaluation.ranking import nearest_per_gloss, order_glosses
+    indices, values = order_glosses(nearest_per_gloss(pairwise_distances(query[None], gallery, metric), labels,
+                                                      num_classes), k)
     return [(int(i), float(v)) for i, v in zip(indices[0], values[0]) if np.isfinite(float(v))]
 
 

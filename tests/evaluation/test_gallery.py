@@ -5,7 +5,8 @@ import pytest
 from datasets.errors import DataError
 from datasets.sequences import SequenceSet
 from evaluation.gallery import ExactIndex, Gallery, distinct_top_k
-from evaluation.knn import class_distances, pairwise_distances, ranked_classes
+from evaluation.knn import pairwise_distances
+from evaluation.ranking import nearest_per_gloss, order_glosses, rank_by_nearest
 
 
 def random_gallery(n=40, dim=6, glosses=7, seed=0, signers=True):
@@ -62,8 +63,8 @@ def test_query_ranks_distinct_glosses_like_the_metrics(metric):
     gallery.metric = metric
     queries = np.random.default_rng(2).normal(size=(25, 6)).astype(np.float32)
     matches = gallery.query(queries, k=5, neighbours=3)
-    per_class = class_distances(pairwise_distances(queries, gallery.embeddings, metric), gallery.labels, 12)
-    want_ids, want_d = ranked_classes(per_class, 5)
+    per_class = nearest_per_gloss(pairwise_distances(queries, gallery.embeddings, metric), gallery.labels, 12)
+    want_ids, want_d = order_glosses(per_class, 5)
     np.testing.assert_array_equal(matches.glosses, want_ids.numpy())
     np.testing.assert_allclose(matches.gloss_distances, want_d.numpy(), rtol=1e-5, atol=1e-5)
     assert matches.neighbours.shape == (25, 3)
@@ -94,6 +95,29 @@ def test_distinct_top_k_keeps_first_occurrence_order():
     dist = np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]])
     got, d, found = distinct_top_k(labels, dist, 2)
     assert got.tolist() == [[3, 1]] and d[0].tolist() == pytest.approx([0.1, 0.3]) and found.tolist() == [3]
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_full_neighbour_search_ranks_like_the_matrix_implementation(metric):
+    # Coarse embeddings make many exactly equal distances, across glosses and within one:
+    # the index-based ranking must break them as the matrix ranking does (lower gloss id).
+    rng = np.random.default_rng(4)
+    gallery = rng.integers(-2, 3, size=(120, 3)).astype(np.float32)
+    labels = rng.integers(0, 9, size=120)
+    queries = rng.integers(-2, 3, size=(40, 3)).astype(np.float32)
+    query_labels = rng.integers(0, 9, size=40)
+    distances = pairwise_distances(queries, gallery, metric)
+    want = rank_by_nearest(distances, labels, query_labels, 9, k=6)
+    order = distances.argsort(dim=1, descending=False).numpy()[:, ::-1]   # equal distances in reverse order
+    values = np.take_along_axis(distances.numpy(), order, 1)
+    resorted = np.argsort(values, axis=1, kind="stable")                   # nearest first, ties still reversed
+    order, values = np.take_along_axis(order, resorted, 1), np.take_along_axis(values, resorted, 1)
+    got, got_d, found = distinct_top_k(labels[order], values, 6)
+    np.testing.assert_array_equal(got, want.predictions)
+    np.testing.assert_array_equal(got_d, want.distances)
+    assert (found == 9).all()
+    matches = Gallery(gallery, labels, [f"g{i}" for i in range(9)], metric=metric).query(queries, k=6)
+    np.testing.assert_array_equal(matches.glosses, want.predictions)
 
 
 def test_extend_enrols_new_glosses_without_touching_old_ones():

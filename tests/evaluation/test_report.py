@@ -12,6 +12,7 @@ from evaluation.report import (
     exclusion_masks,
     format_per_gloss,
     format_table,
+    knn_figures,
     per_gloss_table,
     protocol,
 )
@@ -231,3 +232,21 @@ def test_protocol_cosine_metric_ranks_by_angle():
     d = pairwise_distances(queries.embeddings, gallery.embeddings, "cosine")
     result = protocol("p", "", d, gallery, queries, None, "cosine")
     assert result.predictions[0, 0] == 1
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_knn_figures_are_the_full_evaluation_figures(separate):
+    # Training logs knn_figures; they must be evaluate_embeddings' numbers, not a look-alike.
+    rng = np.random.default_rng(3)
+    n, names = 50, [f"g{i}" for i in range(7)]
+    def random_set(prefix):
+        return EmbeddedSet(rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 7, n), names,
+                           np.asarray([f"{prefix}{i}" for i in range(n)]), np.asarray([f"s{i % 4}" for i in range(n)]))
+    gallery = random_set("g")
+    queries = random_set("q") if separate else None
+    for metric in ("euclidean", "cosine"):
+        full = evaluate_embeddings(gallery, queries, metric=metric).protocols
+        figures = knn_figures(gallery, queries, metric=metric)
+        assert set(figures) == {"standard", "cross_signer"}
+        for name, got in figures.items():
+            assert got == {key: full[name].metrics[key] for key in got}

@@ -1,7 +1,7 @@
 // Model + gallery: embed a normalised clip with onnxruntime-web and rank the gallery's glosses.
 //
-// Top-k follows evaluation/knn.py: glosses are ranked by the distance of their
-// nearest gallery sample, so the k guesses are k different signs.
+// Top-k follows evaluation/ranking.py: glosses are ranked by the distance of their
+// nearest gallery sample (ties to the lower label), so the k guesses are k different signs.
 
 import { makeLayout, prepareRaw, resampleIndices, takeFrames, normalize, rawToSpoter } from "./landmarks.js";
 

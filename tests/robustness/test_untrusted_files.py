@@ -105,7 +105,7 @@ def _checkout_with_a_venv(root: Path, git: bool) -> None:
     (root / "pkg" / "tracked.py").write_text("import numpy as np\nnp.load(p, allow_pickle=False)\n")
     venv = root / "venv"
     (venv / "lib" / "site-packages" / "pip").mkdir(parents=True)
-    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "pyvenv.cfg").write_text("include-system-site-packages = false\n")
     (venv / "lib" / "site-packages" / "pip" / "cache.py").write_text("import pickle\npickle.load(handle)\n")
     if git:
         subprocess.run(["git", "init", "-q", str(root)], check=True)

@@ -96,12 +96,15 @@ def add_create_parser(subparsers, parents: list[argparse.ArgumentParser]) -> Non
     from datasets.creation import SPLIT_METHODS
 
     parser = subparsers.add_parser(
-        "create", parents=parents, help="landmarks + index -> <name>_train.csv / <name>_val.csv (SPOTER CSV)",
+        "create", parents=parents,
+        help="landmarks + index -> <name>_train.csv / <name>_val.csv [/ <name>_test.csv] (SPOTER CSV)",
         description="Build SPOTER CSVs from a landmark folder and a WLASL-style JSON or CSV index "
                     "(video_id,gloss[,signer_id][,split]): <name>_train.csv, <name>_val.csv, id_to_label.json "
                     "(label ids = sorted glosses) and create_report.json. Missing or bad landmark files are "
-                    "skipped and reported. The index's split is used (val/test -> the val file) unless "
-                    "--create-new-split is given.")
+                    "skipped and reported. The index's split is used unless --create-new-split is given: "
+                    "when it has both val (or validation/dev) and test, as WLASL's does, they are written "
+                    "apart, <name>_val.csv to choose the checkpoint on and <name>_test.csv to report on; "
+                    "when it has only one of them, it goes to <name>_val.csv.")
     parser.add_argument("--landmarks-dataset", required=True,
                         help="folder of <video_id>.npy files (or holding them in landmarks/)")
     parser.add_argument("--index", default=None,
@@ -180,10 +183,12 @@ def run_create(args: argparse.Namespace) -> int:
         create_new_split=args.create_new_split, split=args.split or "stratified",
         test_size=0.2 if args.test_size is None else args.test_size, seed=args.seed or 0,
         trim=not args.no_trim, progress=sys.stderr.isatty() or args.debug)
-    log.info("%d glosses; %d train + %d val samples (val share %.3f); %d skipped; report: %s",
-             report.num_classes, report.train_samples, report.val_samples, report.val_share,
+    test = f" + {report.test_samples} test" if report.test_file else ""
+    log.info("%d glosses; %d train + %d val%s samples (val share %.3f); %d skipped; report: %s",
+             report.num_classes, report.train_samples, report.val_samples, test, report.val_share,
              len(report.skipped), report.report_file)
-    log.info("wrote %s, %s, %s", report.train_file, report.val_file, report.labels_file)
+    log.info("wrote %s", ", ".join(p for p in (report.train_file, report.val_file, report.test_file,
+                                               report.labels_file) if p))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Landmark folder + index → SPOTER train/val CSVs (``preprocessing.py create``).
+"""Landmark folder + index → SPOTER train/val(/test) CSVs (``preprocessing.py create``).
 
 Decisions worth knowing:
 
@@ -11,10 +11,15 @@ Decisions worth knowing:
   and the ``labels`` column of both CSVs use the same ids, whatever the index order.
 * **num_classes** keeps the N glosses with the most usable samples; ties are broken by
   gloss name, so the choice is deterministic.
-* **Split.** By default the index's own: ``train`` goes to ``<name>_train.csv``;
-  ``val``/``test`` (also ``validation``/``dev``) go to ``<name>_val.csv``; entries with any
-  other split name (or none) are left out and counted per name in the report. With
-  ``create_new_split`` the index's split is ignored and either
+* **Split.** By default the index's own: ``train`` goes to ``<name>_train.csv``. When the
+  index has both a validation split (``val``, ``validation`` or ``dev``) and ``test``, as
+  WLASL's does, they stay apart: ``<name>_val.csv`` (for choosing the checkpoint) and
+  ``<name>_test.csv`` (for reporting it, never seen during training or selection). Merging
+  them would choose the model on the very samples it is then scored on. When the index
+  has only one of them, it goes to ``<name>_val.csv`` as before (a warning says that this
+  file then serves both purposes). Entries with any other split name (or none) are left
+  out and counted per name in the report. With ``create_new_split`` the index's split is
+  ignored (no test file is written) and either
 
   - ``stratified``: per gloss, ``round(n * test_size)`` samples (at least 1 and at most
     ``n - 1`` when ``n >= 2``; a gloss with one sample stays in train) go to val. Each
@@ -24,7 +29,7 @@ Decisions worth knowing:
     that order into val whenever that brings val's share of samples closer to
     ``test_size`` (never all of them), so no signer appears in both files.
 
-  The ``split`` column of the output holds ``train`` or ``val``, the file it is in.
+  The ``split`` column of the output holds ``train``, ``val`` or ``test``, the file it is in.
 * **Trimming.** A WLASL frame range (``frame_start``/``frame_end``) is applied when the
   file holds the whole video. ``extract --index`` may have trimmed already: when the
   landmark folder's ``manifest.csv`` (or a shard's ``manifest-<i>-of-<N>.csv``) lists a
@@ -59,8 +64,9 @@ from datasets.spoter_csv import write_spoter_csv
 
 log = logging.getLogger(__name__)
 
-TRAIN, VAL = "train", "val"
-VAL_SPLIT_NAMES = ("val", "test", "validation", "dev")  # index split names that go to the val file
+TRAIN, VAL, TEST = "train", "val", "test"
+VALIDATION_NAMES = ("val", "validation", "dev")  # index split names of a validation split
+VAL_SPLIT_NAMES = (*VALIDATION_NAMES, TEST)  # held-out names; all go to the val file when there is no test file
 SPLIT_METHODS = ("stratified", "signer")
 LABELS_FILE = "id_to_label.json"
 REPORT_FILE = "create_report.json"
@@ -76,9 +82,11 @@ class CreationReport:
     labels_file: str
     report_file: str
     split_method: str  # "index", "stratified" or "signer"
+    test_file: str = ""  # "" when no test file was written (the index has no separate val and test)
     index_entries: int = 0
     train_samples: int = 0
     val_samples: int = 0
+    test_samples: int = 0
     label_names: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (video_id, reason), bad items
     other_splits: dict[str, int] = field(default_factory=dict)  # index split name -> entries left out
@@ -87,6 +95,7 @@ class CreationReport:
     single_sample_glosses: list[str] = field(default_factory=list)
     glosses_without_train_samples: list[str] = field(default_factory=list)
     glosses_without_val_samples: list[str] = field(default_factory=list)
+    glosses_without_test_samples: list[str] = field(default_factory=list)  # with a test file only
     val_signers: list[str] = field(default_factory=list)  # signer split only
     trimmed: int = 0  # samples cut to their index frame range here
     pre_trimmed: int = 0  # samples whose file extract had already trimmed (not cut again)
@@ -96,21 +105,29 @@ class CreationReport:
         return len(self.label_names)
 
     @property
+    def total_samples(self) -> int:
+        return self.train_samples + self.val_samples + self.test_samples
+
+    @property
     def val_share(self) -> float:
-        total = self.train_samples + self.val_samples
-        return self.val_samples / total if total else 0.0
+        return self.val_samples / self.total_samples if self.total_samples else 0.0
+
+    @property
+    def test_share(self) -> float:
+        return self.test_samples / self.total_samples if self.total_samples else 0.0
 
     def to_dict(self) -> dict:
         document = asdict(self)
         document["skipped"] = [{"video_id": v, "reason": r} for v, r in self.skipped]
-        document.update(num_classes=self.num_classes, val_share=round(self.val_share, 6))
+        document.update(num_classes=self.num_classes, val_share=round(self.val_share, 6),
+                        test_share=round(self.test_share, 6))
         return document
 
 
 @dataclass
 class _Sample:
     entry: IndexEntry
-    target: str  # TRAIN or VAL (or "" until a new split assigns it)
+    target: str  # TRAIN, VAL or TEST (or "" until a new split assigns it)
     spoter: np.ndarray  # (T, 54, 2); mapped file by file (faster than one big array: it stays in cache)
 
 
@@ -195,6 +212,26 @@ def _load(folder: Path, entry: IndexEntry, extracted_range, trim_frames: bool) -
     return layout.raw_to_spoter(raw), how
 
 
+def index_targets(splits: list[str]) -> dict[str, str]:
+    """Which file each index split name goes to: ``train``, ``val`` or ``test`` (others: absent).
+
+    A ``test`` file exists only when the index also has a validation split; otherwise
+    every held-out name goes to ``val``, as before the test file existed.
+    """
+    names = {s.lower() for s in splits}
+    separate_test = TEST in names and bool(names & set(VALIDATION_NAMES))
+    targets = {}
+    for split in set(splits):
+        lowered = split.lower()
+        if lowered == TRAIN:
+            targets[split] = TRAIN
+        elif lowered == TEST and separate_test:
+            targets[split] = TEST
+        elif lowered in VAL_SPLIT_NAMES:
+            targets[split] = VAL
+    return targets
+
+
 def _gloss_rng(seed: int, gloss: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(gloss.encode("utf-8"))])
 
@@ -253,7 +290,8 @@ def create_dataset(
     trim: bool = True,
     progress: bool = False,
 ) -> CreationReport:
-    """Write ``<name>_train.csv``, ``<name>_val.csv``, ``id_to_label.json`` and ``create_report.json``.
+    """Write ``<name>_train.csv``, ``<name>_val.csv``, ``id_to_label.json`` and ``create_report.json``,
+    plus ``<name>_test.csv`` when the index has both a validation and a test split.
 
     ``index`` None means ``index.json`` or ``index.csv`` in ``landmarks_dir``. Bad landmark
     files are skipped and reported, never fatal; impossible requests (empty output, a bad
@@ -276,16 +314,21 @@ def create_dataset(
     entries = read_index(index)
     report.index_entries = len(entries)
     entries = _unique_entries(entries, report.skipped)
+    file_of = index_targets([e.split for e in entries])
     targets = {}
     for e in entries:
         if create_new_split:
             targets[e.video_id] = ""
-        elif e.split.lower() == TRAIN:
-            targets[e.video_id] = TRAIN
-        elif e.split.lower() in VAL_SPLIT_NAMES:
-            targets[e.video_id] = VAL
+        elif e.split in file_of:
+            targets[e.video_id] = file_of[e.split]
         else:
             report.other_splits[e.split] = report.other_splits.get(e.split, 0) + 1
+    writes_test = not create_new_split and TEST in file_of.values()
+    if writes_test:
+        report.test_file = str(out / f"{name}_{TEST}.csv")
+    elif not create_new_split and any(s.lower() == TEST for s in file_of):
+        log.warning("the index has a test split but no val split: its test entries go to %s, so choosing "
+                    "the checkpoint on that file and reporting on it use the same samples", report.val_file)
     if report.other_splits:
         log.warning("left out %d index entries whose split is neither train nor %s: %s",
                     sum(report.other_splits.values()), "/".join(VAL_SPLIT_NAMES),
@@ -335,16 +378,20 @@ def create_dataset(
 
     report.label_names = sorted(kept)
     label_of = {g: i for i, g in enumerate(report.label_names)}
-    by_file = {TRAIN: [], VAL: []}
+    by_file = {TRAIN: [], VAL: [], **({TEST: []} if writes_test else {})}
     for sample in sorted(samples, key=lambda s: (label_of[s.entry.gloss], s.entry.video_id)):
         by_file[sample.target].append(sample)
     for target, chosen in by_file.items():
         if not chosen:
-            raise UsageError(f"no samples for the {target} file ({len(samples)} usable samples, all in the other one)"
+            raise UsageError(f"no samples for the {target} file ({len(samples)} usable samples, all in the other "
+                             f"file{'s' if len(by_file) > 2 else ''})"
                              + ("" if create_new_split else "; draw a new split with --create-new-split"))
     report.train_samples, report.val_samples = len(by_file[TRAIN]), len(by_file[VAL])
+    report.test_samples = len(by_file.get(TEST, []))
     train_glosses = {s.entry.gloss for s in by_file[TRAIN]}
     val_glosses = {s.entry.gloss for s in by_file[VAL]}
+    if writes_test:
+        report.glosses_without_test_samples = sorted(kept - {s.entry.gloss for s in by_file[TEST]})
     final_counts = Counter(s.entry.gloss for s in samples)
     report.single_sample_glosses = sorted(g for g, n in final_counts.items() if n == 1)
     report.glosses_without_train_samples = sorted(kept - train_glosses)
@@ -356,13 +403,17 @@ def create_dataset(
         log.warning("%d gloss(es) have no training sample: %s", len(report.glosses_without_train_samples),
                     ", ".join(report.glosses_without_train_samples[:10]))
 
-    for target, path in ((TRAIN, report.train_file), (VAL, report.val_file)):
-        chosen = by_file[target]
+    paths = {TRAIN: report.train_file, VAL: report.val_file, TEST: report.test_file}
+    for target, chosen in by_file.items():
+        path = paths[target]
         dataset = SequenceSet.from_sequences(
             [s.spoter for s in chosen], [label_of[s.entry.gloss] for s in chosen], report.label_names,
             video_ids=[s.entry.video_id for s in chosen], signer_ids=[s.entry.signer_id for s in chosen],
             splits=[target] * len(chosen))
         write_spoter_csv(dataset, path)
+    stale_test = out / f"{name}_{TEST}.csv"
+    if not writes_test and stale_test.is_file():  # not deleted: it may be the user's own file
+        log.warning("%s is not part of this split (an earlier run's?); do not evaluate on it", stale_test)
     with atomic_write(report.labels_file, "w") as handle:
         json.dump({str(i): g for i, g in enumerate(report.label_names)}, handle, indent=1, ensure_ascii=False)
         handle.write("\n")
@@ -372,5 +423,5 @@ def create_dataset(
     return report
 
 
-__all__ = ["CreationReport", "create_dataset", "read_extraction_ranges", "resolve_landmarks_dir",
-           "signer_split", "stratified_split", "SPLIT_METHODS", "VAL_SPLIT_NAMES"]
+__all__ = ["CreationReport", "create_dataset", "index_targets", "read_extraction_ranges", "resolve_landmarks_dir",
+           "signer_split", "stratified_split", "SPLIT_METHODS", "VAL_SPLIT_NAMES", "VALIDATION_NAMES"]

@@ -12,11 +12,37 @@ from datasets.preprocess import DEFAULT_SETTINGS, prepare, resample_frames  # no
 from datasets.sequences import SequenceSet
 
 
+class Draw(int):
+    """A sample index drawn again within one batch: ``int`` for every use, plus ``occurrence``.
+
+    A P×K batch repeats the members of a class smaller than K. Were the copies read with the
+    same randomness they would be bit-identical, "positives" at distance 0 that teach nothing;
+    :class:`SignDataset` folds ``occurrence`` into the item's seed so each copy is augmented
+    differently. Being an ``int``, a batch of draws still indexes label arrays, pickles to
+    DataLoader workers and compares equal to the plain index.
+    """
+
+    occurrence: int
+
+    def __new__(cls, index: int, occurrence: int):
+        draw = super().__new__(cls, index)
+        draw.occurrence = int(occurrence)
+        return draw
+
+    def __reduce__(self):
+        return Draw, (int(self), self.occurrence)
+
+    def __repr__(self) -> str:
+        return f"Draw({int(self)}, occurrence={self.occurrence})"
+
+
 class SignDataset(Dataset):
     """Samples of a :class:`SequenceSet`, augmented then normalised, as ``(T, 54, 2)`` tensors.
 
     Randomness for item ``i`` in epoch ``e`` comes from ``default_rng([seed, e, i])``,
-    so results do not depend on the number of workers or on the order items are read.
+    so results do not depend on the number of workers or on the order items are read. A
+    repeat of ``i`` within a batch (a :class:`Draw` with occurrence ``o > 0``) uses
+    ``default_rng([seed, e, i, o])``: another augmentation, as reproducible as the first.
     """
 
     def __init__(self, sequences: SequenceSet, transform: Callable | None = None, normalization: str = "centered",
@@ -48,7 +74,9 @@ class SignDataset(Dataset):
         return prepare(self.sequences.sequence(index), self.settings, self.transform, rng)
 
     def __getitem__(self, index: int):
-        rng = np.random.default_rng([self.seed, self.epoch, int(index)]) if self.transform is not None else None
+        occurrence = getattr(index, "occurrence", 0)
+        key = [self.seed, self.epoch, int(index)] + ([occurrence] if occurrence else [])
+        rng = np.random.default_rng(key) if self.transform is not None else None
         return torch.from_numpy(np.ascontiguousarray(self.frames(index, rng))), int(self.sequences.labels[index])
 
 
@@ -72,8 +100,12 @@ def collate(items):
 class PKSampler(Sampler[list[int]]):
     """Batches of ``p`` classes × ``k`` samples, so every anchor has positives and negatives.
 
-    Classes with fewer than ``k`` samples contribute repeats; a batch never mixes in
-    a class twice. ``num_batches`` defaults to one pass over the data.
+    A class with at least ``k`` samples gives ``k`` distinct ones. A smaller class gives
+    all its members first (so none is left out while another is repeated), then repeats
+    them in further shuffled rounds; each repeat is a :class:`Draw` carrying its round
+    number, so :class:`SignDataset` augments it differently from the first copy. A batch
+    never mixes in a class twice. ``num_batches`` defaults to one pass over the data.
+    Batches depend only on (seed, epoch), so a resumed run draws the same ones.
     """
 
     def __init__(self, labels, p: int, k: int, num_batches: int | None = None, seed: int = 0):
@@ -102,5 +134,15 @@ class PKSampler(Sampler[list[int]]):
             batch = []
             for c in rng.choice(self.usable, size=self.p, replace=False):
                 members = self.members[c]
-                batch.extend(rng.choice(members, size=self.k, replace=len(members) < self.k).tolist())
+                if len(members) >= self.k:
+                    batch.extend(rng.choice(members, size=self.k, replace=False).tolist())
+                else:
+                    batch.extend(self._rounds(members, rng))
             yield batch
+
+    def _rounds(self, members: np.ndarray, rng: np.random.Generator) -> list[int]:
+        """``k`` draws from a class smaller than ``k``: shuffled rounds over all members, repeats marked."""
+        rounds = -(-self.k // len(members))
+        order = np.concatenate([rng.permutation(members) for _ in range(rounds)])[: self.k]
+        occurrence = np.arange(self.k) // len(members)
+        return [int(i) if o == 0 else Draw(int(i), int(o)) for i, o in zip(order, occurrence)]

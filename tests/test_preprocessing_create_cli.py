@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,21 @@ def test_create_writes_the_dataset(folder, tmp_path, capsys):
     assert set(val.signer_ids.tolist()) == {"c"}
     assert json.loads((tmp_path / "out" / "id_to_label.json").read_text()) == dict(
         (str(i), g) for i, g in enumerate(GLOSSES))
+
+
+def test_create_writes_train_val_and_test_for_a_wlasl_style_index(folder, tmp_path, caplog):
+    """An index with train, val and test splits (WLASL's) -> three files, val and test kept apart."""
+    lines = (folder / "index.csv").read_text().splitlines()
+    lines = [line.replace(",train", ",val") if line.split(",")[2] == "b" else line for line in lines]
+    (folder / "index.csv").write_text("\n".join(lines) + "\n")
+    caplog.set_level(logging.INFO)
+    assert create(folder, tmp_path / "out", "--name", "wlasl") == 0
+    files = {part: read_spoter_csv(tmp_path / "out" / f"wlasl_{part}.csv") for part in ("train", "val", "test")}
+    assert {part: set(d.signer_ids.tolist()) for part, d in files.items()} == {"train": {"a"}, "val": {"b"},
+                                                                             "test": {"c"}}
+    report = json.loads((tmp_path / "out" / "create_report.json").read_text())
+    assert (report["train_samples"], report["val_samples"], report["test_samples"]) == (4, 4, 4)
+    assert "4 test" in caplog.text and "wlasl_test.csv" in caplog.text
 
 
 def test_new_signer_split_and_num_classes(folder, tmp_path):

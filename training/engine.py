@@ -360,6 +360,7 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
 
     metrics: dict = {}
     for epoch in range(start_epoch, config.epochs):
+        dist_utils.wait_for_main()  # DDP: other ranks wait here (long timeout) while rank 0 evaluates and saves
         started = time.perf_counter()
         train_set.set_epoch(epoch)
         apply_warmup(optimizer, config, epoch)

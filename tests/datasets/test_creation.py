@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from datasets import layout
-from datasets.creation import create_dataset, signer_split, stratified_split
+from datasets.creation import create_dataset, index_targets, signer_split, stratified_split
 from datasets.errors import DataError, UsageError
 from datasets.landmark_folder import load_raw_landmarks, read_index, read_landmark_folder
 from datasets.spoter_csv import read_spoter_csv
@@ -103,6 +103,44 @@ def test_index_split_labels_and_round_trip(folder, tmp_path):
     # rows sorted by (label, video id)
     keys = [(int(train.labels[i]), train.video_ids[i]) for i in range(len(train))]
     assert keys == sorted(keys)
+
+
+def test_wlasl_style_index_keeps_val_and_test_apart(folder, tmp_path):
+    """train/val/test in the index -> three files: the checkpoint is chosen on val, reported on test."""
+    instances = make_instances()
+    for n, inst in enumerate(instances):
+        if inst["split"] == "train" and n % 5 == 0:
+            inst["split"] = "val"
+    report = run(folder, tmp_path / "out", index=write_json_index(tmp_path / "wlasl.json", instances))
+    train, val = load(tmp_path / "out")
+    test = read_spoter_csv(tmp_path / "out" / "tiny_test.csv")
+    for dataset, split in ((train, "train"), (val, "val"), (test, "test")):
+        assert set(dataset.video_ids.tolist()) == {i["video_id"] for i in instances if i["split"] == split}
+        assert set(dataset.splits.tolist()) == {split}
+        assert [sorted(GLOSS_SIZES)[label] for label in dataset.labels] == [v.rsplit("_", 1)[0] for v in dataset.video_ids]
+    assert report.test_file == str(tmp_path / "out" / "tiny_test.csv")
+    assert (report.train_samples, report.val_samples, report.test_samples) == (len(train), len(val), len(test))
+    saved = json.loads((tmp_path / "out" / "create_report.json").read_text())
+    assert saved["test_samples"] == len(test) and saved["test_file"] == report.test_file
+    assert saved["val_share"] + saved["test_share"] == pytest.approx((len(val) + len(test)) / len(instances), abs=1e-5)
+
+
+def test_index_with_one_held_out_split_writes_no_test_file(folder, tmp_path):
+    """train/test only (or train/val only): the held-out split is the val file, as before."""
+    report = run(folder, tmp_path / "out")
+    assert report.test_file == "" and report.test_samples == 0 and report.val_samples > 0
+    assert not (tmp_path / "out" / "tiny_test.csv").exists()
+
+
+@pytest.mark.parametrize("splits, expected", [
+    (["train", "val", "test"], {"train": "train", "val": "val", "test": "test"}),
+    (["Train", "validation", "TEST", "x"], {"Train": "train", "validation": "val", "TEST": "test"}),
+    (["train", "dev", "test"], {"train": "train", "dev": "val", "test": "test"}),
+    (["train", "test"], {"train": "train", "test": "val"}),
+    (["train", "val"], {"train": "train", "val": "val"}),
+])
+def test_index_targets(splits, expected):
+    assert index_targets(splits) == expected
 
 
 def test_csv_index_gives_the_same_files(folder, tmp_path):

@@ -5,7 +5,9 @@ import torch
 from augmentations import spoter_augmentations
 from datasets.errors import UsageError
 from datasets.sequences import SequenceSet
-from datasets.torch_data import PKSampler, SignDataset, collate, pad_batch, resample_frames
+from torch.utils.data import DataLoader
+
+from datasets.torch_data import Draw, PKSampler, SignDataset, collate, pad_batch, resample_frames
 
 
 def _dataset(n=24, classes=6, seed=0):
@@ -27,6 +29,62 @@ def test_pk_sampler_every_batch_is_p_by_k():
     assert list(sampler) != batches  # a new epoch draws new batches
     sampler.set_epoch(0)
     assert list(sampler) == batches  # and the same epoch the same ones
+
+
+def _uneven_labels():
+    """Classes of 6, 5, 4, 3 and 2 samples, interleaved: with K=4, two classes are smaller than K."""
+    sizes = (6, 5, 4, 3, 2)
+    return np.random.default_rng(0).permutation(np.repeat(np.arange(len(sizes)), sizes))
+
+
+def test_pk_sampler_never_repeats_a_sample_of_a_class_with_k_or_more():
+    labels = _uneven_labels()
+    for batch in PKSampler(labels, p=3, k=4, num_batches=40, seed=2):
+        for c in np.unique(labels[batch]):
+            drawn = [int(i) for i in batch if labels[i] == c]
+            if (labels == c).sum() >= 4:
+                assert len(set(drawn)) == 4 and not any(isinstance(i, Draw) for i in batch if labels[i] == c)
+
+
+def test_pk_sampler_draws_every_member_of_a_small_class_before_repeating():
+    labels = _uneven_labels()
+    seen_small = 0
+    for batch in PKSampler(labels, p=4, k=4, num_batches=40, seed=3):
+        for c in np.unique(labels[batch]):
+            members = set(np.flatnonzero(labels == c).tolist())
+            drawn = [i for i in batch if labels[i] == c]
+            assert len(drawn) == 4
+            if len(members) < 4:
+                seen_small += 1
+                firsts = drawn[:len(members)]
+                assert set(firsts) == members and not any(isinstance(i, Draw) for i in firsts)
+                assert [getattr(i, "occurrence", 0) for i in drawn] == [n // len(members) for n in range(4)]
+    assert seen_small > 0
+
+
+def test_repeated_draws_of_one_sample_are_augmented_differently(tmp_path):
+    data = _dataset(n=10, classes=5)  # 2 samples per class, K=3: every batch repeats one sample per class
+    ds = SignDataset(data, spoter_augmentations(1.0), seed=4)
+    batch = next(iter(PKSampler(data.labels, p=2, k=3, num_batches=1, seed=0)))
+    repeats = [i for i in batch if isinstance(i, Draw)]
+    assert len(repeats) == 2
+    for repeat in repeats:
+        assert not torch.equal(ds[repeat][0], ds[int(repeat)][0])
+        assert torch.equal(ds[repeat][0], ds[Draw(int(repeat), repeat.occurrence)][0])  # reproducible
+    # through DataLoader workers (the draws are pickled to them), in the same order as in-process
+    single = list(DataLoader(ds, batch_sampler=[batch], collate_fn=collate, num_workers=0))[0][0]
+    workers = list(DataLoader(ds, batch_sampler=[batch], collate_fn=collate, num_workers=2))[0][0]
+    assert torch.equal(single, workers)
+    distinct = {tuple(single[j].flatten().tolist()) for j in range(len(batch))}
+    assert len(distinct) == len(batch)  # no two items of the batch are bit-identical
+
+
+def test_pk_sampler_is_deterministic_by_seed_and_epoch():
+    labels = _uneven_labels()
+    first = [[(int(i), getattr(i, "occurrence", 0)) for i in b] for b in PKSampler(labels, p=3, k=4, num_batches=8, seed=5)]
+    again = [[(int(i), getattr(i, "occurrence", 0)) for i in b] for b in PKSampler(labels, p=3, k=4, num_batches=8, seed=5)]
+    other = [[(int(i), getattr(i, "occurrence", 0)) for i in b] for b in PKSampler(labels, p=3, k=4, num_batches=8, seed=6)]
+    assert first == again and first != other
 
 
 def test_pk_sampler_refuses_impossible_settings():

@@ -12,13 +12,18 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests import project_files as listing
 from tests.robustness.corpus import REPO
 
-SKIPPED_DIRS = {".git", ".venv", "node_modules", "tests", "__pycache__", "out-checkpoints", "data"}
+# Within the project's files (tests/project_files.py: never a virtual environment's), the
+# folders that are not project code: the tests themselves and generated outputs.
+SKIPPED_DIRS = {"tests", "out-checkpoints", "data"}
 # Calls that turn file contents into code or arbitrary objects.
 FORBIDDEN = {"eval", "exec", "literal_eval", "compile", "pickle.load", "pickle.loads", "pickle.Unpickler",
              "cPickle.load", "dill.load", "dill.loads", "marshal.load", "marshal.loads", "shelve.open",
@@ -66,9 +71,9 @@ def problems_in(source: str, where: str) -> list[str]:
     return found
 
 
-def project_files(suffix: str) -> list[Path]:
-    return sorted(p for p in REPO.rglob(f"*{suffix}")
-                  if not SKIPPED_DIRS & set(p.relative_to(REPO).parts[:-1]))
+def project_files(suffix: str, root: Path | None = None) -> list[Path]:
+    root = Path(root or REPO).resolve()
+    return [p for p in listing.project_files(root, suffix) if not SKIPPED_DIRS & set(p.relative_to(root).parts[:-1])]
 
 
 def notebook_source(path: Path) -> str:
@@ -92,6 +97,35 @@ def test_the_scan_finds_unsafe_calls():
             "np.load(p, allow_pickle=False)\n")
     assert len(problems_in(unsafe, "x.py")) == 7
     assert problems_in(safe, "x.py") == []
+
+
+def _checkout_with_a_venv(root: Path, git: bool) -> None:
+    """A small project: a tracked source, a new untracked one, and a ``venv/`` holding pip-like code."""
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "tracked.py").write_text("import numpy as np\nnp.load(p, allow_pickle=False)\n")
+    venv = root / "venv"
+    (venv / "lib" / "site-packages" / "pip").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("include-system-site-packages = false\n")
+    (venv / "lib" / "site-packages" / "pip" / "cache.py").write_text("import pickle\npickle.load(handle)\n")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+        subprocess.run(["git", "-C", str(root), "add", "pkg/tracked.py"], check=True)
+    (root / "pkg" / "new.py").write_text("import pickle\npickle.loads(blob)\n")  # not added yet
+
+
+@pytest.mark.parametrize("git", [True, False], ids=["git-listing", "walk-without-git"])
+def test_the_scan_skips_virtual_environments_but_not_new_sources(tmp_path, monkeypatch, git):
+    """A user's ``venv/`` inside the checkout is not project code; an untracked new source is."""
+    if git and shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    _checkout_with_a_venv(tmp_path / "checkout", git)
+    if not git:  # as if git were not installed
+        monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+    files = [p.relative_to(tmp_path / "checkout").as_posix() for p in project_files(".py", tmp_path / "checkout")]
+    assert files == ["pkg/new.py", "pkg/tracked.py"]
+    found = [problem for path in project_files(".py", tmp_path / "checkout")
+             for problem in problems_in(path.read_text(encoding="utf-8"), path.name)]
+    assert found == ["new.py:2: pickle.loads(...)"]
 
 
 def test_python_sources_never_evaluate_or_unpickle_data():

@@ -261,20 +261,21 @@ def evaluate_epoch(model, data, train_eval, val_eval, device, config) -> dict:
 def selection_metric(config: TrainConfig, data: TrainingData) -> str:
     """The metric that chooses ``best.pth`` (``--select_metric``; ``auto`` resolved for this data).
 
-    ``auto`` prefers accuracy on people the model did not train on: cross-signer top-1 when
-    the validation set names more than one signer, else validation top-1, else (no
-    validation set) the training silhouette.
+    ``auto`` prefers accuracy on people the query's sign was not learnt from: cross-signer
+    top-1 when :func:`evaluate_epoch` logs it (every training and validation sample names its
+    signer), else validation top-1, else (no validation set) the training silhouette.
     """
     name = config.select_metric
-    val_signers = data.val is not None and len(data.val) > 0 and bool((data.val.signer_ids != "").all()) \
-        and len(set(data.val.signer_ids)) > 1
+    val_signers = data.val is not None and len(data.val) > 0 and all(
+        bool((s.signer_ids != "").all()) for s in (data.train, data.val)) \
+        and len(set(data.train.signer_ids) | set(data.val.signer_ids)) > 1
     if name == "auto":
         return "val_cross_signer_top1" if val_signers else "val_top1" if data.val is not None else "train_silhouette"
     if name.startswith("val_") and data.val is None:
         raise UsageError(f"--select_metric {name} needs a validation set (--validation_set_path)")
     if name.startswith("val_cross_signer") and not val_signers:
-        raise UsageError(f"--select_metric {name} needs signer ids for two or more validation signers; "
-                         f"{config.validation_set_path} has none (use val_top1)")
+        raise UsageError(f"--select_metric {name} needs a signer id for every training and validation sample "
+                         f"(use val_top1)")
     return name
 
 

@@ -106,7 +106,7 @@ def test_timeouts_come_from_the_environment(monkeypatch):
     assert distributed.wait_timeout() == distributed.DEFAULT_WAIT_TIMEOUT > timedelta(hours=1)
     monkeypatch.setenv(distributed.COLLECTIVE_TIMEOUT_ENV, "90")
     monkeypatch.setenv(distributed.WAIT_TIMEOUT_ENV, "7200")
-    assert distributed.collective_timeout() == timedelta(seconds=90)
+    assert distributed.collective_timeout() == timedelta(minutes=1.5)  # the 90 set above
     assert distributed.wait_timeout() == timedelta(hours=2)
     monkeypatch.setenv(distributed.WAIT_TIMEOUT_ENV, "soon")
     with pytest.raises(ValueError, match="SPOTER_DDP_WAIT_TIMEOUT='soon'"):

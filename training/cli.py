@@ -8,15 +8,16 @@ from dataclasses import fields
 from pathlib import Path
 
 from datasets.errors import UsageError
-from training.config import TrainConfig
+from training.config import PATH_LIST_FIELDS, TrainConfig
 
 HELP = {
     "hard_triplet_mining": "in_batch = batch-all mining (published), batch_hard = hardest positive/negative per "
                            "anchor, None = batch-all without easy-triplet filtering",
     "positional_encoding": "learned (per frame, default), sinusoidal, or single (the published single vector: "
                            "blind to frame order)",
-    "training_set_path": "SPOTER CSV, or a landmark folder with index.json/index.csv",
-    "validation_set_path": "SPOTER CSV or landmark folder; empty = no validation",
+    "training_set_path": "SPOTER CSV, or a landmark folder with index.json/index.csv; several are joined "
+                         "(glosses merged by name, signer ids kept)",
+    "validation_set_path": "SPOTER CSV or landmark folder, or several; empty = no validation",
     "tracker": "local (metrics.jsonl, metrics.csv, curves.png, plots under the run folder), clearml (those and a "
                "ClearML task), or none (console only; checkpoints are still written)",
     "amp": "mixed precision: auto = fp16 on CUDA, off on CPU; bf16 also works on CPU (the stand-in for the CUDA path)",
@@ -39,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     for field in fields(TrainConfig):
         kind = hints[field.name]
         flag = f"--{field.name}"
-        if kind is bool:
+        if field.name in PATH_LIST_FIELDS:
+            parser.add_argument(flag, nargs="+", default=None, metavar="PATH",
+                                help=(HELP.get(field.name, "") + f" (default: {field.default!r})").strip())
+        elif kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                                 help=(HELP.get(field.name, "") + f" (default: {field.default})").strip())
         else:

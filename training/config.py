@@ -19,6 +19,15 @@ _MODEL = SpoterConfig()  # defaults of the model fields below
 SELECT_METRICS = ("auto", "val_cross_signer_top1", "val_cross_signer_top5", "val_top1", "val_top5",
                   "val_silhouette", "train_silhouette")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+LOSSES = ("triplet", "cosface", "supcon")
+PATH_LIST_FIELDS = ("training_set_path", "validation_set_path")
+
+
+def path_list(value: str | list) -> list[str]:
+    """A path field as a list of paths ("" = none)."""
+    if isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in value]
 
 
 @dataclass
@@ -34,8 +43,9 @@ class TrainConfig:
     dataset_loader: str = "local"          # local | clearml
     dataset_name: str = ""
     dataset_project: str = "spoter_embeddings"
-    training_set_path: str = "data/builtin/builtin_train.csv"
-    validation_set_path: str = ""               # empty = no validation set
+    # Each: one path, or a list of paths whose samples are joined (glosses merged by name).
+    training_set_path: str | list = "data/builtin/builtin_train.csv"
+    validation_set_path: str | list = ""        # empty = no validation set
     train_split: str = ""                  # landmark folders only; "" = "train"
     val_split: str = ""                    # landmark folders only; "" = "val" if present, else "test"
     skip_bad_files: bool = False           # train without the unusable files of a landmark folder (else: error)
@@ -64,6 +74,11 @@ class TrainConfig:
     normalize_embeddings: bool = _MODEL.normalize_embeddings
     positional_encoding: str = _MODEL.positional_encoding  # learned | sinusoidal | single
     # --- loss and mining
+    loss: str = "triplet"                  # triplet (published) | cosface (learned gloss directions) | supcon
+    loss_scale: float = 16.0               # cosface: logit scale
+    loss_margin: float = 0.2               # cosface: additive cosine margin on the true gloss
+    loss_subcenters: int = 1               # cosface: learned directions per gloss
+    loss_temperature: float = 0.1          # supcon: softmax temperature
     hard_triplet_mining: str = "in_batch"  # in_batch (batch-all) | batch_hard | None (no mining: batch-all, unfiltered)
     triplet_loss_margin: float = 1.0
     filter_easy_triplets: bool = False
@@ -110,6 +125,12 @@ class TrainConfig:
         checked = {}
         for name, value in values.items():
             kind = hints[name]
+            if name in PATH_LIST_FIELDS:
+                if not (isinstance(value, str) or isinstance(value, list) and value
+                        and all(isinstance(v, str) for v in value)):
+                    raise ValueError(f"{source}: {name} must be a path or a non-empty list of paths, got {value!r}")
+                checked[name] = value[0] if isinstance(value, list) and len(value) == 1 else value
+                continue
             # bool is an int subclass, and JSON has no int/float distinction for whole numbers.
             fits = (isinstance(value, bool) if kind is bool else
                     isinstance(value, int) and not isinstance(value, bool) if kind is int else
@@ -171,13 +192,26 @@ class TrainConfig:
         if not 0 < self.hard_mining_scheduler_factor < 1:
             raise UsageError(f"--hard_mining_scheduler_factor must be between 0 and 1 (exclusive), "
                              f"got {self.hard_mining_scheduler_factor}")
+        if self.loss in ("cosface", "supcon") and self.distance != "cosine":
+            raise UsageError(f"--loss {self.loss} compares directions (cosine similarity); use it with "
+                             f"--distance cosine (got --distance {self.distance})")
+        if self.loss != "triplet" and self.start_mining_hard >= 0:
+            raise UsageError(f"--start_mining_hard regroups batches by their active triplets, which --loss {self.loss} "
+                             "does not have; use --start_mining_hard -1")
+        if self.loss != "triplet" and self.classification_model:
+            raise UsageError(f"--loss {self.loss} trains an embedding; --classification_model uses cross entropy")
+        if not (self.loss_scale > 0 and self.loss_temperature > 0 and self.loss_margin >= 0
+                and self.loss_subcenters >= 1):
+            raise UsageError("--loss_scale and --loss_temperature must be positive, --loss_margin 0 or more and "
+                             f"--loss_subcenters at least 1 (got {self.loss_scale}, {self.loss_temperature}, "
+                             f"{self.loss_margin}, {self.loss_subcenters})")
         if self.num_classes < 0:
             raise UsageError(f"--num_classes must be 0 (= the training data's gloss count) or more (got "
                              f"{self.num_classes})")
         if self.filter_easy_triplets and str(self.hard_triplet_mining) != "in_batch":
             raise UsageError(f"--filter_easy_triplets applies to batch-all mining (--hard_triplet_mining in_batch), "
                              f"not to --hard_triplet_mining {self.hard_triplet_mining}")
-        choices = {"sampler": ("pk", "random"), "amp": AMP_MODES, "select_metric": SELECT_METRICS, "optimizer": ("SGD", "ADAM", "sgd", "adam"),
+        choices = {"sampler": ("pk", "random"), "loss": LOSSES, "amp": AMP_MODES, "select_metric": SELECT_METRICS, "optimizer": ("SGD", "ADAM", "sgd", "adam"),
                    "normalization": ("centered", "spoter", "none"), "distance": ("euclidean", "cosine"),
                    "positional_encoding": ("learned", "sinusoidal", "single"), "tracker": ("local", "clearml", "none"),
                    "dataset_loader": ("local", "clearml"),

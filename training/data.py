@@ -9,9 +9,9 @@ import numpy as np
 
 from augmentations import spoter_augmentations
 from datasets.errors import DataError, UsageError
-from datasets.sequences import SequenceSet
+from datasets.sequences import SequenceSet, concatenate
 from datasets.torch_data import SignDataset
-from training.config import TrainConfig
+from training.config import TrainConfig, path_list
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +51,38 @@ def _load(path: str, split: str | None, config: TrainConfig, split_flag: str = "
     return sequences
 
 
+def _validation_split(path: str, config: TrainConfig) -> str | None:
+    """``--val_split``, else a landmark folder's ``val`` split if it has one, else its ``test`` split."""
+    if config.val_split or not Path(path).is_dir():
+        return config.val_split or None
+    from datasets.loading import load_sequence_set
+    every = load_sequence_set(Path(path))
+    return "val" if "val" in set(every.splits) else "test"
+
+
+def _load_all(paths: list[str], splits: list[str | None], config: TrainConfig, split_flag: str) -> SequenceSet:
+    """Several sources joined into one set, glosses merged by name (the first source's order first)."""
+    sets = [_load(path, split, config, split_flag) for path, split in zip(paths, splits)]
+    if len(sets) == 1:
+        return sets[0]
+    for path, part in zip(paths, sets):
+        log.info("%s: %d samples, %d glosses", path, len(part), len(set(part.labels.tolist())))
+    return concatenate(sets)
+
+
 def load_training_data(config: TrainConfig) -> TrainingData:
-    train = _load(config.training_set_path, config.train_split or "train", config,
-                  "--train_split" if config.train_split else "")
+    paths = path_list(config.training_set_path)
+    if not paths:
+        raise UsageError("--training_set_path: no training data given")
+    train = _load_all(paths, [config.train_split or "train"] * len(paths), config,
+                      "--train_split" if config.train_split else "")
     if len(train) == 0:
-        raise DataError(f"{config.training_set_path}: no training samples")
+        raise DataError(f"{' '.join(paths)}: no training samples")
     val = None
-    if config.validation_set_path:
-        val_split = config.val_split or None
-        if val_split is None and Path(config.validation_set_path).is_dir():
-            from datasets.loading import load_sequence_set
-            every = load_sequence_set(Path(config.validation_set_path))
-            val_split = "val" if "val" in set(every.splits) else "test"
-        val = _load(config.validation_set_path, val_split, config, "--val_split" if config.val_split else "")
+    val_paths = path_list(config.validation_set_path)
+    if val_paths:
+        val = _load_all(val_paths, [_validation_split(p, config) for p in val_paths], config,
+                        "--val_split" if config.val_split else "")
         names = train.label_names + [n for n in val.label_names if n not in set(train.label_names)]
         val = val.with_label_names(names)
         train = train.with_label_names(names)

@@ -121,6 +121,16 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
+def average_gradients(module: torch.nn.Module) -> None:
+    """Average ``module``'s gradients over the ranks (for trained parts DDP does not wrap, e.g. a loss's own)."""
+    if not dist.is_initialized():
+        return
+    for parameter in module.parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world_size()
+
+
 def shard(batches: list) -> list:
     """This rank's share of the epoch's batches; every rank gets the same number of steps."""
     if not dist.is_initialized():

@@ -25,7 +25,7 @@ from training.data import (TrainingData, build_eval_dataset, build_train_dataset
                            load_training_data)
 from training.distances import CosineDistance, EuclideanDistance
 from training.hard_grouping import HardMiningScheduler, group_hard_batches
-from training.losses import TripletMarginLoss
+from training.losses import CosFaceLoss, SupConLoss, TripletMarginLoss
 from training.miners import BatchAllMiner, BatchHardMiner
 from training.tracking import build_tracker
 
@@ -58,9 +58,15 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     return dtype
 
 
-def build_criterion(config: TrainConfig):
+def build_criterion(config: TrainConfig, num_classes: int = 0):
+    """The training loss ``config.loss`` names; ``num_classes`` = training glosses (cosface's proxies)."""
     if config.classification_model:
         return torch.nn.CrossEntropyLoss()
+    if config.loss == "cosface":
+        return CosFaceLoss(num_classes, config.vector_length, scale=config.loss_scale, margin=config.loss_margin,
+                           subcenters=config.loss_subcenters)
+    if config.loss == "supcon":
+        return SupConLoss(config.loss_temperature)
     distance = CosineDistance() if config.distance == "cosine" else EuclideanDistance()
     mining = str(config.hard_triplet_mining)
     if mining == "batch_hard":
@@ -109,7 +115,7 @@ def prepare_out_dir(out_dir: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def resume_state(path: Path, model, optimizer, plateau, hard_scheduler, best) -> tuple[int, list]:
+def resume_state(path: Path, model, optimizer, plateau, hard_scheduler, best, criterion=None) -> tuple[int, list]:
     """Load ``last.pth`` into the training objects and ``best``; returns (next epoch, history).
 
     A checkpoint of another architecture or one without the training state is refused
@@ -122,6 +128,8 @@ def resume_state(path: Path, model, optimizer, plateau, hard_scheduler, best) ->
         raise DataError(f"{path}: cannot resume from it: no training state ({', '.join(missing)} missing)")
     try:
         dist_utils.unwrap(model).load_state_dict(state["state_dict"])
+        if criterion is not None:
+            criterion.load_state_dict(state.get("criterion", {}))
         optimizer.load_state_dict(state["optimizer"])
         plateau.load_state_dict(state["scheduler"])
         hard_scheduler.load_state_dict(state["hard_scheduler"])
@@ -136,11 +144,13 @@ def resume_state(path: Path, model, optimizer, plateau, hard_scheduler, best) ->
                         f"({error_detail(error)}); use another --out_dir/--experiment_name or drop --resume") from None
 
 
-def build_optimizer(model, config: TrainConfig):
+def build_optimizer(model, config: TrainConfig, criterion: torch.nn.Module | None = None):
+    """The optimiser of the model's parameters and the loss's own (cosface's gloss directions)."""
+    parameters = list(model.parameters()) + (list(criterion.parameters()) if criterion is not None else [])
     if config.optimizer.upper() == "SGD":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     if config.optimizer.upper() == "ADAM":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     raise UsageError(f"--optimizer {config.optimizer!r}: choose SGD or ADAM")
 
 
@@ -203,7 +213,7 @@ def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config,
     float32); ``mining_hard`` says the batches were regrouped hard, the only time the hard-mining
     scheduler learns from the share of active triplets."""
     model.train()
-    totals = {"loss": 0.0, "active": 0.0, "valid": 0.0, "batches": 0, "samples": 0}
+    totals = {"loss": 0.0, "active": 0.0, "valid": 0.0, "batches": 0, "samples": 0, "correct": 0.0}
     for landmarks, mask, labels in tqdm(loader, desc="train", leave=False, unit="batch", disable=not dist_utils.is_main()):
         landmarks, mask, labels = landmarks.to(device), mask.to(device), labels.to(device)
         with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -213,9 +223,11 @@ def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config,
             raise FloatingPointError(f"non-finite loss {loss.item()} at batch {totals['batches']}")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        dist_utils.average_gradients(criterion)  # DDP averages the model's gradients, not the loss's own
         scaler.unscale_(optimizer)
         if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
+                                           config.grad_clip)
         scaler.step(optimizer)
         scaler.update()
         stats = getattr(criterion, "last_stats", {})
@@ -224,11 +236,16 @@ def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config,
         totals["loss"] += loss.item()
         totals["active"] += stats.get("active_triplets", 0)
         totals["valid"] += stats.get("valid_triplets", 0)
+        totals["correct"] += stats.get("train_accuracy", 0.0) * len(labels)
         totals["batches"] += 1
         totals["samples"] += len(labels)
     batches = max(totals["batches"], 1)
-    return {"train_loss": totals["loss"] / batches, "active_triplets": totals["active"] / batches,
-            "active_fraction": totals["active"] / max(totals["valid"], 1), "samples": totals["samples"]}
+    out = {"train_loss": totals["loss"] / batches, "samples": totals["samples"]}
+    if isinstance(criterion, TripletMarginLoss):
+        out.update(active_triplets=totals["active"] / batches, active_fraction=totals["active"] / max(totals["valid"], 1))
+    if isinstance(criterion, CosFaceLoss):
+        out["train_accuracy"] = totals["correct"] / max(totals["samples"], 1)  # nearest gloss direction
+    return out
 
 
 def evaluate_epoch(model, data, train_eval, val_eval, device, config) -> dict:
@@ -339,7 +356,8 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
     if config.init_checkpoint:
         load_initial_weights(model, config.init_checkpoint)
     model = dist_utils.wrap(model.to(device), device)
-    criterion, optimizer = build_criterion(config), build_optimizer(model, config)
+    criterion = build_criterion(config, len(data.label_names)).to(device)
+    optimizer = build_optimizer(model, config, criterion)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.scheduler_factor,
                                                          patience=config.scheduler_patience)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
@@ -354,7 +372,8 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
                                 config.experiment_name)
     start_epoch, history = 0, []
     if config.resume and (out_dir / "last.pth").exists():
-        start_epoch, history = resume_state(out_dir / "last.pth", model, optimizer, plateau, hard_scheduler, best)
+        start_epoch, history = resume_state(out_dir / "last.pth", model, optimizer, plateau, hard_scheduler, best,
+                                             criterion)
         if tracker:
             tracker.restore(history)
         log.info("resumed from %s at epoch %d", out_dir / "last.pth", start_epoch)
@@ -395,7 +414,7 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
             _plot_embeddings(val_embeddings, data, out_dir, epoch, tracker)
         improved = best.offer(epoch, metrics)
         payload = checkpoint_payload(model, config, model_config, data, metrics, history, epoch, best,
-                                     optimizer, plateau, hard_scheduler)
+                                     optimizer, plateau, hard_scheduler, criterion)
         if improved:
             save_checkpoint(out_dir / "best.pth", payload)
         if config.save_checkpoints_every > 0 and (epoch + 1) % config.save_checkpoints_every == 0:
@@ -414,7 +433,7 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
 
 
 def checkpoint_payload(model, config, model_config, data, metrics, history, epoch, best: BestCheckpoint,
-                       optimizer, plateau, hard_scheduler) -> dict:
+                       optimizer, plateau, hard_scheduler, criterion=None) -> dict:
     """What ``best.pth``/``last.pth`` hold: the model (state, configs, vocabulary, clip preparation),
     the epoch's metrics and which epoch/metric chose ``best.pth``, and the state to resume from."""
     return {
@@ -426,6 +445,7 @@ def checkpoint_payload(model, config, model_config, data, metrics, history, epoc
         "history": history, "epoch": epoch, "best_metric": best.value,
         "optimizer": optimizer.state_dict(), "scheduler": plateau.state_dict(),
         "hard_scheduler": hard_scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+        "criterion": criterion.state_dict() if criterion is not None else {},
     }
 
 

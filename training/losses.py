@@ -1,4 +1,8 @@
-"""Triplet margin loss with batch-all or batch-hard online mining.
+"""Metric-learning losses: triplet margin loss with batch-all or batch-hard online mining
+(the published choice), CosFace over learned gloss directions, supervised contrastive.
+
+Which one to use is an experiment's choice (``--loss``); on real signers the measured
+answer is in ``docs/accuracy.md``. The notes below are about the triplet loss.
 
 Own code rather than pytorch-metric-learning (PML), on purpose:
 
@@ -144,3 +148,83 @@ class TripletMarginLoss(nn.Module):
             "valid_triplets": int(valid),
             "fraction_active": float(active) / valid if valid else 0.0,
         }
+
+
+class CosFaceLoss(nn.Module):
+    """Softmax over learned class directions with an additive cosine margin (CosFace / NormFace).
+
+    Each training gloss owns ``subcenters`` learned unit vectors ("proxies"); a sample's
+    similarity to a gloss is its cosine to the nearest of them, and the loss is the cross
+    entropy of ``scale * (cos - margin on the true gloss)``. Why it suits small real sets
+    better than batch-all triplets: every sample is compared with *every* gloss at every
+    step (not only with the few in its batch), the big glosses cannot dominate through the
+    number of triplets they form, and the margin keeps pushing after a batch's triplets
+    are satisfied. Sub-centres (sub-center ArcFace's idea) let a gloss signed in several
+    distinct ways keep several directions. The proxies belong to the loss, not to the
+    model: embeddings and exported graphs are unchanged, only ``distance`` must be cosine.
+    """
+
+    def __init__(self, num_classes: int, embedding_dim: int, scale: float = 16.0, margin: float = 0.2,
+                 subcenters: int = 1):
+        super().__init__()
+        if num_classes < 2 or embedding_dim < 1 or subcenters < 1:
+            raise ValueError(f"CosFaceLoss needs >= 2 classes, embedding_dim >= 1 and subcenters >= 1 "
+                             f"(got {num_classes}, {embedding_dim}, {subcenters})")
+        if not scale > 0 or not margin >= 0:
+            raise ValueError(f"CosFaceLoss needs scale > 0 and margin >= 0 (got {scale}, {margin})")
+        self.scale, self.margin, self.subcenters = float(scale), float(margin), int(subcenters)
+        self.proxies = nn.Parameter(torch.randn(num_classes * subcenters, embedding_dim) / embedding_dim ** 0.5)
+        self.last_stats: dict[str, int | float] = {}
+
+    def extra_repr(self) -> str:
+        return f"classes={self.proxies.shape[0] // self.subcenters}, scale={self.scale}, margin={self.margin}, " \
+               f"subcenters={self.subcenters}"
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(B, D) embeddings, (B,) integer labels in [0, num_classes) -> scalar loss."""
+        labels = check_embeddings_and_labels(embeddings, labels)
+        classes = self.proxies.shape[0] // self.subcenters
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+            raise ValueError(f"CosFaceLoss: labels must lie in [0, {classes}), got {int(labels.min())}..{int(labels.max())}")
+        cos = F.normalize(embeddings.float(), dim=1) @ F.normalize(self.proxies.float(), dim=1).T
+        cos = cos.view(len(labels), classes, self.subcenters).amax(dim=2)           # (B, C)
+        logits = self.scale * (cos - self.margin * F.one_hot(labels, classes))
+        with torch.no_grad():
+            correct = int((logits.argmax(dim=1) == labels).sum())
+        self.last_stats = {"train_accuracy": correct / max(len(labels), 1)}
+        return F.cross_entropy(logits, labels)
+
+
+class SupConLoss(nn.Module):
+    """Supervised contrastive loss (Khosla et al. 2020) on cosine similarities of a batch.
+
+    For each anchor, every same-gloss sample of the batch is a positive and the softmax
+    runs over all other samples at ``temperature``; anchors without a positive are
+    skipped. Use it with the P×K sampler so every anchor has positives.
+    """
+
+    def __init__(self, temperature: float = 0.1):
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"SupConLoss needs temperature > 0 (got {temperature})")
+        self.temperature = float(temperature)
+        self.last_stats: dict[str, int | float] = {}
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}"
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        labels = check_embeddings_and_labels(embeddings, labels)
+        unit = F.normalize(embeddings.float(), dim=1)
+        logits = unit @ unit.T / self.temperature
+        self_mask = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+        logits = logits.masked_fill(self_mask, float("-inf"))
+        positives, _ = label_masks(labels)
+        log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        counts = positives.sum(dim=1)
+        anchors = counts > 0
+        self.last_stats = {"anchors": int(anchors.sum())}
+        if not bool(anchors.any()):
+            return embeddings.sum() * 0.0
+        per_anchor = log_prob.masked_fill(~positives, 0.0).sum(dim=1)[anchors] / counts[anchors]
+        return -per_anchor.mean()

@@ -42,8 +42,9 @@ class LocalTracker:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        groups = {"loss": ["train_loss"], "active triplets": ["active_fraction"],
-                  "silhouette": ["train_silhouette", "val_silhouette"], "kNN accuracy": ["val_top1", "val_top5"],
+        groups = {"loss": ["train_loss"], "training fit": ["active_fraction", "train_accuracy"],
+                  "silhouette": ["train_silhouette", "val_silhouette"],
+                  "kNN accuracy": ["val_top1", "val_top5", "val_cross_signer_top1"],
                   "learning rate": ["lr"]}
         fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.2))
         epochs = [m["epoch"] for m in self.history]

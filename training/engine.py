@@ -183,10 +183,23 @@ def epoch_batches(config, dataset, model, epoch, device, hard_scheduler) -> list
         sampler = PKSampler(labels, p=max(2, config.batch_size // k), k=k, num_batches=iters, seed=config.seed)
         sampler.set_epoch(epoch)
         return list(sampler)
-    order = rng.permutation(n)
-    order = np.concatenate([order, rng.permutation(n)]) if iters * config.batch_size > n else order
-    return [order[i * config.batch_size:(i + 1) * config.batch_size].tolist() for i in range(iters)
-            if len(order[i * config.batch_size:(i + 1) * config.batch_size]) >= 2]
+    return random_batches(n, config.batch_size, iters, rng)
+
+
+def random_batches(n: int, batch_size: int, iters: int, rng: np.random.Generator) -> list[list[int]]:
+    """``iters`` batches of distinct samples, taken in turn from fresh permutations of the ``n`` samples.
+
+    A batch never spans two permutations, so no sample appears twice in one batch (a repeat
+    would be its own positive: a free, useless pair); the leftover tail of a permutation that
+    cannot fill a batch is dropped.
+    """
+    size = min(batch_size, n)
+    per_pass = max(1, n // size)
+    batches: list[list[int]] = []
+    while len(batches) < iters:
+        order = rng.permutation(n)
+        batches.extend(order[i * size:(i + 1) * size].tolist() for i in range(min(per_pass, iters - len(batches))))
+    return batches
 
 
 def mining_hard(config: TrainConfig, epoch: int) -> bool:

@@ -5,6 +5,7 @@ attention's backward pass, ``best.pth`` compared a loss with a silhouette, and s
 flags were read by nothing.
 """
 import copy
+import dataclasses
 import json
 import math
 import subprocess
@@ -237,3 +238,87 @@ def test_train_config_does_not_restate_model_defaults():
     defaults = TrainConfig()
     for name in shared:
         assert getattr(defaults, name) == getattr(model, name), name
+
+
+# ----------------------------------------------------------------------------- losses, sources
+def test_cosface_training_saves_its_proxies_and_resume_restores_them(tiny_csvs, tmp_path):
+    config = _config(tiny_csvs, tmp_path, loss="cosface", distance="cosine", epochs=1, tracker="none")
+    train(config)
+    first = load_checkpoint(tmp_path / "t" / "last.pth")
+    proxies = first["criterion"]["proxies"]
+    assert proxies.shape == (4, TINY["vector_length"])
+    assert "train_accuracy" in first["metrics"] and "active_fraction" not in first["metrics"]
+    train(dataclasses.replace(config, epochs=2, resume=True))
+    second = load_checkpoint(tmp_path / "t" / "last.pth")
+    assert second["epoch"] == 1
+    # Resumed from the saved directions and trained on: changed, but not re-initialised far away.
+    moved = float((second["criterion"]["proxies"] - proxies).norm() / proxies.norm())
+    assert 0 < moved < 0.5
+
+
+def test_resume_loads_the_saved_proxies(tiny_csvs, tmp_path, monkeypatch):
+    config = _config(tiny_csvs, tmp_path, loss="cosface", distance="cosine", epochs=1, tracker="none")
+    train(config)
+    saved = load_checkpoint(tmp_path / "t" / "last.pth")["criterion"]["proxies"]
+    seen = {}
+    original = engine.resume_state
+
+    def spy(*args, **kwargs):
+        result = original(*args, **kwargs)
+        seen["proxies"] = args[-1].proxies.detach().clone()
+        return result
+    monkeypatch.setattr(engine, "resume_state", spy)
+    train(dataclasses.replace(config, epochs=2, resume=True))
+    assert torch.equal(seen["proxies"], saved)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(loss="cosface"), "use it with --distance cosine"),
+    (dict(loss="supcon", distance="euclidean"), "use it with --distance cosine"),
+    (dict(loss="cosface", distance="cosine", start_mining_hard=0), "--start_mining_hard"),
+    (dict(loss="cosface", distance="cosine", loss_margin=-0.1), "--loss_margin"),
+    (dict(loss="arcface"), "--loss 'arcface'"),
+])
+def test_loss_settings_are_checked_up_front(overrides, message):
+    with pytest.raises(UsageError, match=message):
+        TrainConfig(**overrides).check()
+
+
+def test_supcon_training_runs_and_learns_something(tiny_csvs, tmp_path):
+    config = _config(tiny_csvs, tmp_path, loss="supcon", distance="cosine", epochs=1, tracker="none")
+    metrics = train(config)
+    assert math.isfinite(metrics["train_loss"]) and metrics["train_loss"] > 0
+
+
+def test_several_training_sources_are_joined_by_gloss_name(tiny_csvs, tmp_path):
+    """Two sources with different vocabularies: one gloss list, every sample kept, signers kept."""
+    from datasets.loading import load_sequence_set
+    from training.data import load_training_data
+    val = load_sequence_set(tiny_csvs / "val.csv", cache=False)
+    renamed = SequenceSet.from_sequences([val.sequence(i) for i in range(len(val))], val.labels,
+                                         ["c", "d", "e", "f"], signer_ids=val.signer_ids, video_ids=val.video_ids)
+    write_spoter_csv(renamed, tmp_path / "other.csv")
+    config, _ = config_from_args(["--training_set_path", str(tiny_csvs / "train.csv"), str(tmp_path / "other.csv"),
+                                  "--validation_set_path", str(tiny_csvs / "val.csv")])
+    assert config.training_set_path == [str(tiny_csvs / "train.csv"), str(tmp_path / "other.csv")]
+    data = load_training_data(config)
+    assert data.label_names[:6] == ["a", "b", "c", "d", "e", "f"]
+    assert len(data.train) == 48
+    names = [data.label_names[i] for i in data.train.labels[24:]]   # the second source, relabelled by name
+    assert names == [renamed.label_names[i] for i in renamed.labels]
+    assert set(data.train.signer_ids) == {"train0", "train1", "train2", "val0", "val1", "val2"}
+    single, _ = config_from_args(["--training_set_path", str(tiny_csvs / "train.csv")])
+    assert single.training_set_path == str(tiny_csvs / "train.csv")   # one path stays a plain string
+    with pytest.raises(ValueError, match="list of paths"):
+        TrainConfig.from_dict({"training_set_path": []})
+
+
+@pytest.mark.parametrize("n, batch_size, iters", [(10, 4, 7), (33, 32, 3), (64, 32, 2), (5, 8, 2)])
+def test_random_batches_never_repeat_a_sample_within_a_batch(n, batch_size, iters):
+    batches = engine.random_batches(n, batch_size, iters, np.random.default_rng(0))
+    assert len(batches) == iters
+    for batch in batches:
+        assert len(batch) == min(batch_size, n) and len(set(batch)) == len(batch)
+    if iters * min(batch_size, n) <= n:   # within one pass, no sample is drawn twice at all
+        drawn = [i for b in batches for i in b]
+        assert len(set(drawn)) == len(drawn)

@@ -391,6 +391,12 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
             tracker.restore(history)
         log.info("resumed from %s at epoch %d", out_dir / "last.pth", start_epoch)
 
+    baseline = {}
+    if dist_utils.is_main() and val_eval is not None and config.report_untrained:
+        # Before training, so the learning curves can show it from the first epoch on.
+        baseline = untrained_baseline(model_config, data, train_eval, val_eval, device, config)
+        if hasattr(tracker, "log_baseline"):
+            tracker.log_baseline(baseline)
     metrics: dict = {}
     for epoch in range(start_epoch, config.epochs):
         dist_utils.wait_for_main()  # DDP: other ranks wait here (long timeout) while rank 0 evaluates and saves
@@ -433,9 +439,8 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
         if config.save_checkpoints_every > 0 and (epoch + 1) % config.save_checkpoints_every == 0:
             save_checkpoint(out_dir / f"epoch_{epoch + 1}.pth", payload)
         save_checkpoint(out_dir / "last.pth", payload)
-    if dist_utils.is_main() and val_eval is not None and config.report_untrained:
-        metrics.update({f"untrained_{k}": v for k, v in untrained_baseline(model_config, data, train_eval, val_eval,
-                                                                          device, config).items()})
+    if baseline:
+        metrics.update({f"untrained_{k}": v for k, v in baseline.items()})
         log.info("untrained baseline: %s", " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith("untrained_")))
     if dist_utils.is_main() and best.epoch >= 0:
         log.info("best.pth: epoch %d by %s = %.4g", best.epoch, best.metric, best.value)

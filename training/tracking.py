@@ -21,11 +21,18 @@ class LocalTracker:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.history: list[dict] = []
+        self.baseline: dict = {}
         with atomic_write(self.out_dir / "config.json", "w") as handle:
             json.dump(config, handle, indent=2)
 
     def restore(self, history: list[dict]) -> None:
         self.history = list(history)
+
+    def log_baseline(self, metrics: dict) -> None:
+        """The untrained network's figures: ``untrained.json``, and dashed lines in ``curves.png``."""
+        self.baseline = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        with atomic_write(self.out_dir / "untrained.json", "w") as handle:
+            json.dump(self.baseline, handle, indent=2)
 
     def log_epoch(self, metrics: dict) -> None:
         self.history.append(metrics)
@@ -52,10 +59,13 @@ class LocalTracker:
             for key in keys:
                 values = [m.get(key, np.nan) for m in self.history]
                 if not all(v is None or np.isnan(v) for v in values):
-                    ax.plot(epochs, [np.nan if v is None else v for v in values], marker=".", label=key)
+                    line, = ax.plot(epochs, [np.nan if v is None else v for v in values], marker=".", label=key)
+                    if key in self.baseline and np.isfinite(self.baseline[key]):
+                        ax.axhline(self.baseline[key], color=line.get_color(), linestyle="--", linewidth=1,
+                                   label=f"{key} untrained")
             ax.set_title(title)
             ax.set_xlabel("epoch")
-            if len(keys) > 1 and ax.get_legend_handles_labels()[0]:  # nothing plotted yet: no empty legend
+            if (len(keys) > 1 or self.baseline) and ax.get_legend_handles_labels()[0]:  # nothing plotted yet: no empty legend
                 ax.legend(fontsize=7)
         fig.tight_layout()
         with atomic_write(self.out_dir / "curves.png", "wb") as handle:

@@ -322,3 +322,19 @@ def test_random_batches_never_repeat_a_sample_within_a_batch(n, batch_size, iter
     if iters * min(batch_size, n) <= n:   # within one pass, no sample is drawn twice at all
         drawn = [i for b in batches for i in b]
         assert len(set(drawn)) == len(drawn)
+
+
+def test_untrained_figures_are_logged_before_training_and_drawn_beside_the_curves(tiny_csvs, tmp_path):
+    metrics = train(_config(tiny_csvs, tmp_path, epochs=1, tracker="local"))
+    baseline = json.loads((tmp_path / "t" / "untrained.json").read_text())
+    assert baseline["val_cross_signer_top1"] == metrics["untrained_val_cross_signer_top1"]
+    # The figures are those of the exact weights training started from.
+    torch.manual_seed(5)
+    model = build_model(SpoterConfig.from_dict(_config(tiny_csvs, tmp_path).model_config(4)))
+    from training.data import build_eval_dataset, load_training_data
+    config = _config(tiny_csvs, tmp_path)
+    data = load_training_data(config)
+    again = engine.evaluate_epoch(model, data, build_eval_dataset(data.train, config),
+                                  build_eval_dataset(data.val, config), torch.device("cpu"), config)
+    assert again["val_top1"] == pytest.approx(baseline["val_top1"])
+    assert (tmp_path / "t" / "curves.png").stat().st_size > 0

@@ -67,6 +67,12 @@ def _load_all(paths: list[str], splits: list[str | None], config: TrainConfig, s
         return sets[0]
     for path, part in zip(paths, sets):
         log.info("%s: %d samples, %d glosses", path, len(part), len(set(part.labels.tolist())))
+        if all(name.isdigit() for name in part.label_names):
+            # A published CSV without label_name column or id_to_label.json: its "names" are ids,
+            # and id 3 of one vocabulary is not id 3 of another.
+            log.warning("%s: its glosses have no names (only label ids); joined with the other sources by id, "
+                        "which is only right if they share one vocabulary (add a label_name column or "
+                        "id_to_label.json beside it)", path)
     return concatenate(sets)
 
 

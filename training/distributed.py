@@ -121,6 +121,15 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
+def broadcast_parameters(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's values of ``module``'s parameters (DDP does this for the model only)."""
+    if not dist.is_initialized():
+        return
+    with torch.no_grad():
+        for parameter in module.parameters():
+            dist.broadcast(parameter.data, src=0)
+
+
 def average_gradients(module: torch.nn.Module) -> None:
     """Average ``module``'s gradients over the ranks (for trained parts DDP does not wrap, e.g. a loss's own)."""
     if not dist.is_initialized():

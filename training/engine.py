@@ -370,6 +370,7 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
         load_initial_weights(model, config.init_checkpoint)
     model = dist_utils.wrap(model.to(device), device)
     criterion = build_criterion(config, len(data.label_names)).to(device)
+    dist_utils.broadcast_parameters(criterion)  # the loss's own parameters start equal on every rank
     optimizer = build_optimizer(model, config, criterion)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.scheduler_factor,
                                                          patience=config.scheduler_patience)

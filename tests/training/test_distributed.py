@@ -115,3 +115,57 @@ def test_timeouts_come_from_the_environment(monkeypatch):
 
 def test_wait_for_main_is_a_no_op_without_a_process_group():
     distributed.wait_for_main(timedelta(seconds=1))  # single-process runs: returns at once
+
+
+# Both ranks train with cosface; each writes its loss's gloss directions at the end. DDP
+# averages only the model's gradients, so without engine's explicit averaging of the loss's
+# own gradients the two ranks (which see different batches) would end with different ones,
+# and without broadcasting rank 0's initial directions (each rank seeds torch with seed + rank)
+# they would not even start equal.
+COSFACE_RANK_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    from datetime import timedelta
+    import torch
+    import torch.distributed as dist
+    from training import engine
+    from training.config import TrainConfig
+
+    rank, settings = int(os.environ["RANK"]), json.loads(sys.argv[1])
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{settings['port']}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=120))
+    built = []
+    original = engine.build_criterion
+    engine.build_criterion = lambda *a, **k: built.append(original(*a, **k)) or built[-1]
+    engine.train(TrainConfig(**settings["config"]))
+    torch.save(built[0].state_dict(), os.path.join(settings["out"], f"proxies{rank}.pt"))
+""")
+
+
+@pytest.mark.slow
+def test_cosface_directions_stay_identical_across_ranks(tiny_csvs, tmp_path):
+    config = dict(training_set_path=str(tiny_csvs / "train.csv"), validation_set_path=str(tiny_csvs / "val.csv"),
+                  out_dir=str(tmp_path), experiment_name="ddp", epochs=2, epoch_iters=4, eval_every=1,
+                  num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=16, vector_length=8, batch_size=4,
+                  samples_per_class=2, tracker="none", report_untrained=False, seed=1, loss="cosface",
+                  distance="cosine")
+    settings = json.dumps({"port": _free_port(), "config": config, "out": str(tmp_path)})
+    env = dict(os.environ, OMP_NUM_THREADS="1", WORLD_SIZE="2", PYTHONPATH=str(REPO))
+    ranks = [subprocess.Popen([sys.executable, "-c", COSFACE_RANK_SCRIPT, settings], cwd=REPO, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                              env=dict(env, RANK=str(r), LOCAL_RANK=str(r)))
+             for r in range(2)]
+    outputs = []
+    try:
+        for process in ranks:
+            outputs.append(process.communicate(timeout=180))
+    finally:
+        for process in ranks:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    for r, (process, (_, stderr)) in enumerate(zip(ranks, outputs)):
+        assert process.returncode == 0, f"rank {r}: {stderr[-3000:]}"
+    import torch
+    first, second = (torch.load(tmp_path / f"proxies{r}.pt", weights_only=True)["proxies"] for r in range(2))
+    saved = load_checkpoint(tmp_path / "ddp" / "last.pth")["criterion"]["proxies"]
+    assert torch.allclose(first, second, atol=1e-6), "the ranks' gloss directions diverged"
+    assert torch.equal(saved, first)

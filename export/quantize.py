@@ -30,7 +30,14 @@ SYNTHETIC_SET = {"num_classes": 30, "num_signers": 4, "samples_per_class_per_sig
 
 
 def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, per_channel: bool = False) -> Path:
-    """Weights of MatMul/Gemm to int8 (signed, dynamic activations); written atomically."""
+    """Weights of MatMul/Gemm to int8 (signed, dynamic activations); written atomically.
+
+    Weights use 7 of the 8 bits (``reduce_range``): on x86 CPUs without VNNI (AVX2 only,
+    e.g. many AMD EPYC and older Intel parts) onnxruntime's u8×s8 kernels sum pairs of
+    products in saturating 16-bit lanes, and full-range weights overflow them — the
+    int8 model then ranks glosses differently from the float one on those machines only
+    (measured: another top-1 on an AVX2 machine, while WebAssembly agreed with float).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
     out_path = Path(out_path)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
@@ -39,7 +46,8 @@ def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, per
     level = root.level
     root.setLevel(max(level, logging.ERROR))  # the quantizer logs one INFO line per node on the root logger
     try:
-        quantize_dynamic(str(onnx_path), tmp, weight_type=QuantType.QInt8, per_channel=per_channel)
+        quantize_dynamic(str(onnx_path), tmp, weight_type=QuantType.QInt8, per_channel=per_channel,
+                         reduce_range=True)
         os.replace(tmp, out_path)
         make_readable(out_path)
     finally:

@@ -19,7 +19,7 @@ from training.config import TrainConfig
 from training.engine import train
 
 SEEDS = (0, 1, 2)
-MIN_MEAN_GAIN = 0.04   # measured: +0.09 / +0.13 / +0.03
+MIN_MEAN_GAIN = 0.05   # measured: +0.094 / +0.125 / +0.031 (mean +0.083)
 
 
 @pytest.fixture(scope="module")

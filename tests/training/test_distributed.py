@@ -52,6 +52,25 @@ RANK_SCRIPT = textwrap.dedent("""
 """)
 
 
+def run_two_ranks(script: str, settings: str, env: dict) -> list[tuple[str, str]]:
+    """Run ``script`` as ranks 0 and 1; both must exit 0. Returns their (stdout, stderr)."""
+    ranks = [subprocess.Popen([sys.executable, "-c", script, settings], cwd=REPO, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                              env=dict(env, RANK=str(r), LOCAL_RANK=str(r)))
+             for r in range(2)]
+    outputs = []
+    try:
+        for process in ranks:
+            outputs.append(process.communicate(timeout=180))
+    finally:
+        for process in ranks:  # never leave a rank behind, whatever happened
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    for r, (process, (_, stderr)) in enumerate(zip(ranks, outputs)):
+        assert process.returncode == 0, f"rank {r}: {stderr[-3000:]}"
+    return outputs
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -80,20 +99,7 @@ def test_other_rank_outwaits_a_main_rank_evaluation_longer_than_the_collective_t
                            "evaluation_seconds": EVALUATION_SECONDS, "config": config})
     env = dict(os.environ, OMP_NUM_THREADS="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                PYTHONPATH=str(REPO), SPOTER_DDP_WAIT_TIMEOUT="120")
-    ranks = [subprocess.Popen([sys.executable, "-c", RANK_SCRIPT, settings], cwd=REPO, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                              env=dict(env, RANK=str(r), LOCAL_RANK=str(r)))
-             for r in range(2)]
-    outputs = []
-    try:
-        for process in ranks:
-            outputs.append(process.communicate(timeout=180))
-    finally:
-        for process in ranks:  # never leave a rank behind, whatever happened
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-    for r, (process, (stdout, stderr)) in enumerate(zip(ranks, outputs)):
-        assert process.returncode == 0, f"rank {r}: {stderr[-3000:]}"
+    outputs = run_two_ranks(RANK_SCRIPT, settings, env)
     assert "rank 0 done after 2 evaluation(s)" in outputs[0][0]
     assert "rank 1 done after 0 evaluation(s)" in outputs[1][0]
     assert load_checkpoint(tmp_path / "ddp" / "last.pth")["epoch"] == 1
@@ -150,20 +156,7 @@ def test_cosface_directions_stay_identical_across_ranks(tiny_csvs, tmp_path):
                   distance="cosine")
     settings = json.dumps({"port": _free_port(), "config": config, "out": str(tmp_path)})
     env = dict(os.environ, OMP_NUM_THREADS="1", WORLD_SIZE="2", PYTHONPATH=str(REPO))
-    ranks = [subprocess.Popen([sys.executable, "-c", COSFACE_RANK_SCRIPT, settings], cwd=REPO, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                              env=dict(env, RANK=str(r), LOCAL_RANK=str(r)))
-             for r in range(2)]
-    outputs = []
-    try:
-        for process in ranks:
-            outputs.append(process.communicate(timeout=180))
-    finally:
-        for process in ranks:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-    for r, (process, (_, stderr)) in enumerate(zip(ranks, outputs)):
-        assert process.returncode == 0, f"rank {r}: {stderr[-3000:]}"
+    run_two_ranks(COSFACE_RANK_SCRIPT, settings, env)
     import torch
     first, second = (torch.load(tmp_path / f"proxies{r}.pt", weights_only=True)["proxies"] for r in range(2))
     saved = load_checkpoint(tmp_path / "ddp" / "last.pth")["criterion"]["proxies"]

@@ -45,16 +45,21 @@ def _non_negative_int(text: str) -> int:
 
 
 def add_extract_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
-    from datasets.extraction import BUNDLED_COMPLEXITY, DEFAULT_EXTENSIONS, POSE_MODELS
+    from datasets.extraction import BUNDLED_COMPLEXITY, DEFAULT_EXTENSIONS, OUTPUTS, POSE_MODELS
 
     parser = subparsers.add_parser(
-        "extract", parents=parents, help="videos -> MediaPipe Holistic landmarks (<video>.npy, (T, 150))",
+        "extract", parents=parents, help="videos -> MediaPipe Holistic landmarks (<video>.npy, (T, 150); or .pose)",
         description="Extract MediaPipe Holistic landmarks from every video of a folder into <video>.npy "
-                    "files (float32, (frames, 150)), plus manifest.csv and failures.csv. Reruns skip "
+                    "files (float32, (frames, 150)) and/or <video>.pose files (pose-format, full Holistic "
+                    "header), plus manifest.csv and failures.csv. Reruns skip "
                     "videos already extracted. With --recursive a video's name is its relative path "
                     "without extension, '/' replaced by '__'.")
     parser.add_argument("--videos-folder", required=True, help="folder holding the videos")
     parser.add_argument("--output-landmarks", required=True, help="folder for <video>.npy, manifest.csv, failures.csv")
+    parser.add_argument("--format", choices=sorted(OUTPUTS), default="npy",
+                        help="npy: (frames, 150) arrays (default); pose: pose-format .pose files with the whole "
+                             "Holistic result (pose, face, hands, world; readable by pose-format and by every "
+                             "command here); both")
     parser.add_argument("--workers", type=_non_negative_int, default=os.cpu_count() or 1,
                         help="worker processes, one MediaPipe instance each (default: number of CPUs; "
                              "0 = in this process, for debugging)")
@@ -106,21 +111,23 @@ def add_create_parser(subparsers, parents: list[argparse.ArgumentParser]) -> Non
                     "apart, <name>_val.csv to choose the checkpoint on and <name>_test.csv to report on; "
                     "when it has only one of them, it goes to <name>_val.csv.")
     parser.add_argument("--landmarks-dataset", required=True,
-                        help="folder of <video_id>.npy files (or holding them in landmarks/)")
+                        help="folder of landmark files, one per clip, or holding them in landmarks/: <video_id> "
+                             "with .npy, .pose, .parquet (Kaggle ISLR), .json (MMPose) or an OpenPose folder")
     parser.add_argument("--index", default=None,
-                        help="WLASL-style JSON or CSV index (default: index.json or index.csv in the landmarks folder)")
+                        help="WLASL-style JSON or CSV index, or a Kaggle ISLR train.csv (default: index.json, "
+                             "index.csv or train.csv in the landmarks folder)")
     parser.add_argument("--dataset-folder", required=True, help="where the CSVs and id_to_label.json are written")
     parser.add_argument("--name", default="dataset", help="file name prefix: <name>_train.csv (default: %(default)s)")
     parser.add_argument("--num-classes", type=_positive_int, default=None, metavar="N",
                         help="keep the N glosses with the most usable samples (ties by name)")
     parser.add_argument("--create-new-split", action="store_true", help="ignore the index's split and draw a new one")
     parser.add_argument("--split", choices=SPLIT_METHODS, default=None,
-                        help="with --create-new-split: per-gloss 'stratified' (default) or 'signer' (no signer "
-                             "in both files)")
+                        help="draw a new split (implies --create-new-split): per-gloss 'stratified' (default) "
+                             "or 'signer' (no signer in both files)")
     parser.add_argument("--test-size", type=_share, default=None, metavar="F",
-                        help="with --create-new-split: share of samples for the val file (default 0.2)")
+                        help="new split: share of samples for the val file (default 0.2; implies --create-new-split)")
     parser.add_argument("--seed", type=_non_negative_int, default=None, metavar="S",
-                        help="with --create-new-split: random seed (default 0)")
+                        help="new split: random seed (default 0; implies --create-new-split)")
     parser.add_argument("--no-trim", action="store_true",
                         help="do not cut samples to the index's frame_start/frame_end (files that extract "
                              "already trimmed, per its manifest.csv, are never cut twice)")
@@ -158,7 +165,7 @@ def run_extract(args: argparse.Namespace) -> int:
         args.videos_folder, args.output_landmarks, workers=args.workers, model_complexity=args.model_complexity,
         extensions=args.extensions, recursive=args.recursive, overwrite=args.overwrite,
         num_shards=args.num_shards, shard_index=args.shard_index, index=args.index, debug=args.debug,
-        progress=sys.stderr.isatty() or args.debug,
+        progress=sys.stderr.isatty() or args.debug, outputs=args.format,
     )
     log.info("%d videos: %d extracted, %d already done, %d failed; %d frames in %.1f s (%.1f frames/s)",
              summary.videos, len(summary.extracted), len(summary.skipped), len(summary.failures),
@@ -177,10 +184,10 @@ def run_create(args: argparse.Namespace) -> int:
     new_split_options = [flag for flag, value in (("--split", args.split), ("--test-size", args.test_size),
                                                   ("--seed", args.seed)) if value is not None]
     if new_split_options and not args.create_new_split:
-        raise UsageError(f"{', '.join(new_split_options)} only apply with --create-new-split")
+        log.info("%s given: drawing a new split (as with --create-new-split)", ", ".join(new_split_options))
     report = create_dataset(
         args.landmarks_dataset, args.index, args.dataset_folder, name=args.name, num_classes=args.num_classes,
-        create_new_split=args.create_new_split, split=args.split or "stratified",
+        create_new_split=args.create_new_split or bool(new_split_options), split=args.split or "stratified",
         test_size=0.2 if args.test_size is None else args.test_size, seed=args.seed or 0,
         trim=not args.no_trim, progress=sys.stderr.isatty() or args.debug)
     test = f" + {report.test_samples} test" if report.test_file else ""

@@ -41,7 +41,9 @@ FORMAT_VERSION = 1
 CACHE_DIR_ENV = "SPOTER_CACHE_DIR"
 FRAMES_FILE, META_ARRAYS_FILE, META_FILE = "frames.npy", "meta.npz", "meta.json"
 # The modules whose code decides what a loaded dataset contains; editing one invalidates entries.
-_READER_MODULES = ("layout.py", "sequences.py", "spoter_csv.py", "landmark_folder.py", "cache.py")
+_READER_MODULES = ("layout.py", "sequences.py", "spoter_csv.py", "landmark_folder.py", "cache.py",
+                   "formats/__init__.py", "formats/npy.py", "formats/pose_file.py", "formats/kaggle.py",
+                   "formats/keypoints_json.py")
 _STALE_TEMP_SECONDS = 3600  # temporary folders older than this were left by a crashed writer
 
 

@@ -56,7 +56,7 @@ from tqdm import tqdm
 from datasets import layout
 from datasets.atomic import atomic_write
 from datasets.errors import DataError, UsageError
-from datasets.landmark_folder import IndexEntry, load_raw_landmarks, read_index
+from datasets.landmark_folder import IndexEntry, landmark_file, load_raw_landmarks, read_index
 from datasets.landmark_folder import trim as apply_frame_range
 from datasets.loading import LANDMARKS_SUBDIR, find_index
 from datasets.sequences import SequenceSet
@@ -132,7 +132,7 @@ class _Sample:
 
 
 def resolve_landmarks_dir(landmarks_dir: str | os.PathLike) -> Path:
-    """The folder holding the ``.npy`` files: ``landmarks_dir`` or its ``landmarks/`` sub-folder."""
+    """The folder holding the landmark files: ``landmarks_dir`` or its ``landmarks/`` sub-folder."""
     folder = Path(landmarks_dir)
     if not folder.is_dir():
         raise UsageError(f"landmarks folder {folder} does not exist or is not a folder")
@@ -193,7 +193,7 @@ def _unique_entries(entries: list[IndexEntry], skipped: list) -> list[IndexEntry
 
 def _load(folder: Path, entry: IndexEntry, extracted_range, trim_frames: bool) -> tuple[np.ndarray, str]:
     """One sample's SPOTER points and how it was trimmed (``""``, ``"here"`` or ``"extract"``)."""
-    raw = load_raw_landmarks(folder / f"{entry.video_id}.npy")
+    raw = load_raw_landmarks(landmark_file(folder, entry), entry.frame_size)
     wanted = (entry.frame_start, entry.frame_end)
     how = ""
     if trim_frames and wanted != _DEFAULT_RANGE:

@@ -1,11 +1,13 @@
-"""Videos → MediaPipe Holistic landmarks, one ``<video>.npy`` per video (raw layout, ``(T, 150)``).
+"""Videos → MediaPipe Holistic landmarks, one ``<video>.npy`` per video (raw layout, ``(T, 150)``),
+and/or one ``<video>.pose`` (pose-format, full Holistic header: pose, face, hands, world landmarks).
 
 Offline (only the bundled ``model_complexity=1`` pose model is guaranteed), parallel (one
 Holistic instance per worker process), resumable and shardable. Decisions worth knowing:
 
 * **Names.** A video's id is its file stem; with ``recursive=True`` it is its path relative
   to the videos folder without the extension, ``/`` replaced by ``__`` (``hello/001.mp4`` →
-  ``hello__001``), so ids stay unique across sub-folders. Output is ``<id>.npy``. Files whose
+  ``hello__001``), so ids stay unique across sub-folders. Output is ``<id>.npy`` (``outputs``
+  ``("npy",)``, the default), ``<id>.pose`` (``("pose",)``) or both. Files whose
   name starts with ``.`` are ignored. Two videos mapping to the same id (``a.mp4`` and
   ``a.avi``): the first in sorted order wins, the others are reported as failures.
 * **Manifest.** ``manifest.csv`` has one row per extracted video, sorted by id:
@@ -22,8 +24,9 @@ Holistic instance per worker process), resumable and shardable. Decisions worth 
   video, and dropping it is a later, dataset-level decision.
 * **Resuming.** Each finished video leaves ``.records/<id>.json`` (its manifest row and the
   settings used). A rerun skips a video whose ``.npy`` loads, is float32 ``(frames, 150)``
-  with ``frames`` equal to its record, and whose record has the same model complexity, trim
-  and source; everything else is redone. The ``.npy``, each record and the CSVs are written
+  with ``frames`` equal to its record (and whose ``.pose``, when asked for, reads back with
+  that many frames), and whose record has the same model complexity, trim, source and
+  outputs; everything else is redone. The ``.npy``, each record and the CSVs are written
   atomically, and the CSVs are rebuilt from the records at the end, so ``kill -9`` loses at
   most the videos in flight.
 * **Sharding.** Shard ``i`` of ``N`` takes ``sorted_videos[i::N]`` and writes
@@ -61,6 +64,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from datasets import layout
 from datasets.atomic import atomic_save_npy, atomic_write, make_folder
 from datasets.errors import DataError, UsageError
+from datasets.formats import pose_file
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,13 @@ _GROUPS = (
     ("left_hand_landmarks", layout.NUM_HAND, layout.RAW_LEFT_HAND_OFFSET),
     ("right_hand_landmarks", layout.NUM_HAND, layout.RAW_RIGHT_HAND_OFFSET),
 )
+# what --format asks for → the files written per video
+OUTPUTS = {"npy": ("npy",), "pose": ("pose",), "both": ("npy", "pose")}
+DEFAULT_OUTPUTS = OUTPUTS["npy"]
+# (results attribute, points, confidence from visibility) in pose-format's Holistic order
+_HOLISTIC_GROUPS = (("pose_landmarks", layout.NUM_POSE, True), ("face_landmarks", pose_file.HOLISTIC_FACE_POINTS, False),
+                    ("left_hand_landmarks", layout.NUM_HAND, False), ("right_hand_landmarks", layout.NUM_HAND, False),
+                    ("pose_world_landmarks", layout.NUM_POSE, True))
 _SHARD_FILE = re.compile(r"^(manifest|failures)-(\d+)-of-(\d+)\.csv$")
 _TEMPORARY = re.compile(r"^\.(.+)\.[^.]+\.tmp$")  # datasets.atomic: .<name>.<random>.tmp
 
@@ -286,6 +297,30 @@ def landmarks_to_vector(results, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def holistic_points(results, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's full Holistic results as a ``.pose`` file stores them: ``(576, 3)`` and ``(576,)``.
+
+    x and y are pixels, z as MediaPipe gives it (all three scaled like pose-format's own
+    MediaPipe reader does, world landmarks included); confidence is the visibility for pose
+    points, 1 for face and hand points, 0 for groups not detected.
+    """
+    data = np.zeros((pose_file.HOLISTIC_POINTS, 3), np.float32)
+    confidence = np.zeros(pose_file.HOLISTIC_POINTS, np.float32)
+    start = 0
+    for attribute, count, visibility in _HOLISTIC_GROUPS:
+        group = getattr(results, attribute, None)
+        if group is not None:
+            points = group.landmark
+            if len(points) != count:
+                raise ValueError(f"{attribute}: expected {count} landmarks, got {len(points)}")
+            values = np.fromiter(chain.from_iterable((p.x, p.y, p.z) for p in points), np.float32, count * 3)
+            data[start:start + count] = values.reshape(count, 3) * np.array([width, height, 1], np.float32)
+            confidence[start:start + count] = (np.fromiter((p.visibility for p in points), np.float32, count)
+                                               if visibility else 1.0)
+        start += count
+    return data, confidence
+
+
 def detection_shares(raw: np.ndarray) -> tuple[float, float, float]:
     """Share of frames in which pose, left hand and right hand were detected."""
     shares = []
@@ -295,8 +330,9 @@ def detection_shares(raw: np.ndarray) -> tuple[float, float, float]:
     return tuple(shares)
 
 
-def extract_video(job: VideoJob, holistic) -> tuple[np.ndarray, dict]:
-    """Run one video through ``holistic`` (reset first); returns ``(T, 150)`` and its manifest row.
+def extract_video(job: VideoJob, holistic, full: bool = False) -> tuple[np.ndarray, dict, tuple | None]:
+    """Run one video through ``holistic`` (reset first); returns ``(T, 150)``, its manifest row and,
+    when ``full``, the whole Holistic result per frame (see :func:`holistic_points`), else None.
 
     Raises :class:`VideoError` for anything that makes the video unusable.
     """
@@ -323,13 +359,16 @@ def extract_video(job: VideoJob, holistic) -> tuple[np.ndarray, dict]:
                                  f"only {position} frames")
             position += 1
         holistic.reset()
-        rows = []
+        rows, complete = [], []
         while job.frame_end == -1 or position < job.frame_end:
             ok, frame = capture.read()
             if not ok:
                 break
             position += 1
-            rows.append(landmarks_to_vector(holistic.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))))
+            results = holistic.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            rows.append(landmarks_to_vector(results))
+            if full:
+                complete.append(holistic_points(results, width, height))
     finally:
         capture.release()
     reached_end = job.frame_end == -1 or position < job.frame_end
@@ -351,54 +390,62 @@ def extract_video(job: VideoJob, holistic) -> tuple[np.ndarray, dict]:
         "seconds": round(len(raw) / fps, 3) if fps > 0 else "",
         "frame_start": job.frame_start, "frame_end": job.frame_end,
     }
-    return raw, row
+    whole_result = (np.stack([d for d, _ in complete]), np.stack([c for _, c in complete])) if full else None
+    return raw, row, whole_result
 
 
 # ------------------------------------------------------------------------- records and resuming
-def _settings(job: VideoJob, model_complexity: int) -> dict:
-    return {"model_complexity": model_complexity, "frame_start": job.frame_start,
-            "frame_end": job.frame_end, "source": job.relative}
+def _settings(job: VideoJob, model_complexity: int, outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> dict:
+    settings = {"model_complexity": model_complexity, "frame_start": job.frame_start,
+                "frame_end": job.frame_end, "source": job.relative}
+    if tuple(outputs) != DEFAULT_OUTPUTS:  # records of .npy-only runs stay as they always were
+        settings["outputs"] = list(outputs)
+    return settings
 
 
 def _record_path(output: Path, video: str) -> Path:
     return output / RECORDS_DIR / f"{video}.json"
 
 
-def _write_record(output: Path, job: VideoJob, model_complexity: int, row: dict) -> None:
+def _write_record(output: Path, job: VideoJob, model_complexity: int, row: dict,
+                  outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> None:
     with atomic_write(_record_path(output, job.video), "w") as handle:
-        json.dump({"row": row, "settings": _settings(job, model_complexity)}, handle, sort_keys=True)
+        json.dump({"row": row, "settings": _settings(job, model_complexity, outputs)}, handle, sort_keys=True)
 
 
-def completed_row(output: Path, job: VideoJob, model_complexity: int) -> dict | None:
+def completed_row(output: Path, job: VideoJob, model_complexity: int,
+                  outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> dict | None:
     """The manifest row of a finished, intact extraction of ``job`` with these settings, else None."""
-    npy = output / f"{job.video}.npy"
     record = _record_path(output, job.video)
-    if not npy.is_file() or not record.is_file():
+    if not record.is_file() or not all((output / f"{job.video}.{kind}").is_file() for kind in outputs):
         return None
     try:
         data = json.loads(record.read_text(encoding="utf-8"))
         row, frames = data["row"], int(data["row"]["frames"])
-        if data["settings"] != _settings(job, model_complexity):
+        if data["settings"] != _settings(job, model_complexity, outputs):
             return None
-        # header and size only: files are written atomically, so reading every value is not needed
-        array = np.load(npy, allow_pickle=False, mmap_mode="r")
+        if "npy" in outputs:
+            # header and size only: files are written atomically, so reading every value is not needed
+            array = np.load(output / f"{job.video}.npy", allow_pickle=False, mmap_mode="r")
+            if array.dtype != np.float32 or array.shape != (frames, layout.RAW_FEATURES):
+                return None
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return None
-    if array.dtype != np.float32 or array.shape != (frames, layout.RAW_FEATURES):
+    if "pose" in outputs and pose_file.pose_frame_count(output / f"{job.video}.pose") != frames:
         return None
     return row
 
 
 def _discard(output: Path, video: str) -> None:
     """Remove a failed video's stale output so the folder agrees with the manifest."""
-    for path in (output / f"{video}.npy", _record_path(output, video)):
+    for path in (output / f"{video}.npy", output / f"{video}.pose", _record_path(output, video)):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
 
 def _remove_stale_temporaries(output: Path, videos: Iterable[str]) -> None:
     """Delete temp files a killed run left for these videos (``.<name>.<random>.tmp``, see datasets.atomic)."""
-    names = {f"{video}.npy" for video in videos}
+    names = {f"{video}.{kind}" for video in videos for kind in ("npy", "pose")}
     if not names:
         return
     for folder, wanted in ((output, names), (output / RECORDS_DIR, {f"{Path(n).stem}.json" for n in names})):
@@ -430,7 +477,8 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
-def _init_worker(model_complexity: int, output: str, quiet: bool, parent: int) -> None:
+def _init_worker(model_complexity: int, output: str, quiet: bool, parent: int,
+                 outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> None:
     """Pool initializer: one Holistic per process, native log noise silenced unless debugging."""
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     # mediapipe 0.10.21 imports TensorFlow, when installed, only for a documentation
@@ -445,7 +493,7 @@ def _init_worker(model_complexity: int, output: str, quiet: bool, parent: int) -
         os.close(devnull)
     try:
         _WORKER.update(holistic=create_holistic(model_complexity), model_complexity=model_complexity,
-                       output=Path(output), debug=not quiet)
+                       output=Path(output), debug=not quiet, outputs=tuple(outputs))
     except BaseException:
         if saved is not None:
             os.dup2(saved, 2)  # let the traceback of a failed start be seen
@@ -455,11 +503,16 @@ def _init_worker(model_complexity: int, output: str, quiet: bool, parent: int) -
             os.close(saved)
 
 
-def process_job(job: VideoJob, holistic, output: Path, debug: bool = False) -> VideoOutcome:
-    """Extract one video and write its ``.npy`` atomically; never raises for a bad video."""
+def process_job(job: VideoJob, holistic, output: Path, debug: bool = False,
+                outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> VideoOutcome:
+    """Extract one video and write its ``.npy`` and/or ``.pose`` atomically; never raises for a bad video."""
     try:
-        raw, row = extract_video(job, holistic)
-        atomic_save_npy(output / f"{job.video}.npy", raw)
+        raw, row, whole = extract_video(job, holistic, full="pose" in outputs)
+        if "pose" in outputs:
+            fps = row["fps"] if row["fps"] > 0 else 0.0
+            pose_file.write_pose(output / f"{job.video}.pose", *whole, fps, row["width"], row["height"])
+        if "npy" in outputs:
+            atomic_save_npy(output / f"{job.video}.npy", raw)
     except VideoError as error:
         return VideoOutcome(job.video, reason=str(error))
     except Exception as error:  # a crash on one video must not end the batch
@@ -469,7 +522,7 @@ def process_job(job: VideoJob, holistic, output: Path, debug: bool = False) -> V
 
 
 def _work(job: VideoJob) -> VideoOutcome:
-    return process_job(job, _WORKER["holistic"], _WORKER["output"], _WORKER["debug"])
+    return process_job(job, _WORKER["holistic"], _WORKER["output"], _WORKER["debug"], _WORKER["outputs"])
 
 
 def _run_pool(queue: deque, size: int, init_args: tuple,
@@ -512,7 +565,7 @@ def _run_pool(queue: deque, size: int, init_args: tuple,
 
 
 def _run_jobs(jobs: list[VideoJob], workers: int, model_complexity: int, output: Path, debug: bool,
-              report: Callable[[VideoJob, VideoOutcome], None]) -> None:
+              report: Callable[[VideoJob, VideoOutcome], None], outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> None:
     """Process ``jobs`` in ``workers`` processes (0: in this process, for debugging).
 
     If a worker process dies (a native crash in FFmpeg or MediaPipe), the videos it may have
@@ -523,11 +576,11 @@ def _run_jobs(jobs: list[VideoJob], workers: int, model_complexity: int, output:
         holistic = create_holistic(model_complexity)
         try:
             for job in jobs:
-                report(job, process_job(job, holistic, output, debug))
+                report(job, process_job(job, holistic, output, debug, outputs))
         finally:
             holistic.close()
         return
-    init_args = (model_complexity, str(output), not debug, os.getpid())
+    init_args = (model_complexity, str(output), not debug, os.getpid(), tuple(outputs))
     pending, suspects = deque(jobs), deque()
     while pending or suspects:
         isolating = bool(suspects)
@@ -559,6 +612,7 @@ def extract_landmarks(
     debug: bool = False,
     progress: bool = True,
     download: Callable[[int], None] | None = None,
+    outputs: str | tuple[str, ...] = DEFAULT_OUTPUTS,
 ) -> ExtractionSummary:
     """Extract every video of (a shard of) a folder; see the module docstring for the rules.
 
@@ -566,6 +620,11 @@ def extract_landmarks(
     arguments, a bad index or an unavailable model; bad videos are reported in the summary.
     """
     started = time.perf_counter()
+    if isinstance(outputs, str):
+        if outputs not in OUTPUTS:
+            raise UsageError(f"--format must be one of {', '.join(OUTPUTS)}, got {outputs!r}")
+        outputs = OUTPUTS[outputs]
+    outputs = tuple(outputs)
     if workers < 0:
         raise UsageError(f"--workers must be >= 0 (0 = in this process), got {workers}")
     extensions = parse_extensions(extensions)
@@ -598,7 +657,7 @@ def extract_landmarks(
     rows: dict[str, dict] = {}
     pending = []
     for job in jobs:
-        row = None if overwrite else completed_row(output, job, model_complexity)
+        row = None if overwrite else completed_row(output, job, model_complexity, outputs)
         if row is None:
             pending.append(job)
         else:
@@ -614,7 +673,7 @@ def extract_landmarks(
 
     def report(job: VideoJob, outcome: VideoOutcome) -> None:
         if outcome.row is not None:
-            _write_record(output, job, model_complexity, outcome.row)
+            _write_record(output, job, model_complexity, outcome.row, outputs)
             rows[job.video] = outcome.row
             summary.extracted.append(job.video)
         else:
@@ -628,7 +687,7 @@ def extract_landmarks(
 
     try:
         with logging_redirect_tqdm():
-            _run_jobs(pending, workers, model_complexity, output, debug, report)
+            _run_jobs(pending, workers, model_complexity, output, debug, report, outputs)
     finally:
         bar.close()
         _remove_stale_temporaries(output, (job.video for job in pending))

@@ -1,4 +1,9 @@
-"""Folders of ``<video_id>.npy`` raw landmark files plus an index, read directly."""
+"""Folders of landmark files plus an index, read directly.
+
+A clip's file is ``<video_id>`` with any suffix :mod:`datasets.formats` reads (``.npy``,
+``.pose``, ``.parquet``, ``.json``, or an OpenPose folder ``<video_id>/``), or the path an
+index gives (the Kaggle ISLR ``train.csv`` does).
+"""
 from __future__ import annotations
 
 import csv
@@ -11,16 +16,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datasets import layout
+from datasets import formats, layout
 from datasets.errors import DataError
 from datasets.sequences import SequenceSet
 
 log = logging.getLogger(__name__)
-_NPY_MAGIC = b"\x93NUMPY"
-# Landmarks are image-relative (about 0..1, a little beyond for points off the picture). Far
-# larger values are not landmarks, and from ~1e19 on their squares overflow float32 in
-# normalisation (NaN embeddings), so files holding them are refused.
-MAX_ABS_COORDINATE = 1e6
 
 
 @dataclass
@@ -31,6 +31,13 @@ class IndexEntry:
     split: str = ""
     frame_start: int = 1   # 1-based, as WLASL
     frame_end: int = -1    # inclusive; -1 = to the end
+    path: str = ""         # the clip's file when the index names it (Kaggle ``path``), else found by id
+    frame_width: int = 0   # pixels of the video, when known: makes OpenPose/MMPose pixels image-relative
+    frame_height: int = 0
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        return (self.frame_width, self.frame_height) if self.frame_width > 0 and self.frame_height > 0 else None
 
 
 def _check_video_id(video_id: str, where: str) -> str:
@@ -64,16 +71,21 @@ def read_index(path: str | os.PathLike) -> list[IndexEntry]:
                     raise DataError(f"{where}: missing video_id")
                 try:
                     start, end = int(inst.get("frame_start", 1)), int(inst.get("frame_end", -1))
+                    width, height = int(inst.get("frame_width", 0)), int(inst.get("frame_height", 0))
                 except (TypeError, ValueError):
-                    raise DataError(f"{where}: frame_start/frame_end must be integers") from None
+                    raise DataError(f"{where}: frame_start/frame_end/frame_width/frame_height must be integers") from None
                 entries.append(IndexEntry(_check_video_id(str(inst["video_id"]), where), str(item["gloss"]),
-                                          str(inst.get("signer_id", "")), str(inst.get("split", "")), start, end))
+                                          str(inst.get("signer_id", "")), str(inst.get("split", "")), start, end,
+                                          frame_width=width, frame_height=height))
         return entries
     reader = csv.DictReader(text.splitlines())
     columns = reader.fieldnames or []
+    if all(c in columns for c in KAGGLE_INDEX_COLUMNS) and "video_id" not in columns:
+        return _read_kaggle_index(path, reader)
     for required in ("video_id", "gloss"):
         if required not in columns:
-            raise DataError(f"{path}: missing column {required!r} (have {', '.join(columns) or 'none'})")
+            raise DataError(f"{path}: missing column {required!r} (have {', '.join(columns) or 'none'}); "
+                            f"a Kaggle ISLR index has {', '.join(KAGGLE_INDEX_COLUMNS)}")
     for r, row in enumerate(reader, start=2):
         where = f"{path}: row {r}"
         if not row["gloss"]:
@@ -81,43 +93,43 @@ def read_index(path: str | os.PathLike) -> list[IndexEntry]:
         try:
             start = int(row.get("frame_start") or 1)
             end = int(row.get("frame_end") or -1)
+            width, height = int(row.get("frame_width") or 0), int(row.get("frame_height") or 0)
         except ValueError:
-            raise DataError(f"{where}: frame_start/frame_end must be integers") from None
+            raise DataError(f"{where}: frame_start/frame_end/frame_width/frame_height must be integers") from None
         entries.append(IndexEntry(_check_video_id(row["video_id"] or "", where), row["gloss"],
-                                  row.get("signer_id") or "", row.get("split") or "", start, end))
+                                  row.get("signer_id") or "", row.get("split") or "", start, end,
+                                  frame_width=width, frame_height=height))
     return entries
 
 
-def load_raw_landmarks(path: str | os.PathLike) -> np.ndarray:
-    """Load one ``(T, 150)`` raw landmark file, refusing anything else with a clear reason."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            magic = handle.read(len(_NPY_MAGIC))
-        # The magic check keeps np.load from returning an NpzFile or reporting a text file as a pickle.
-        array = np.load(path, allow_pickle=False) if magic == _NPY_MAGIC else None
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except ValueError as error:
-        reason = "holds Python objects (pickles are refused)" if "pickle" in str(error) else f"not a valid .npy ({error})"
-        raise DataError(f"{path}: {reason}") from None
-    except (OSError, EOFError) as error:
-        raise DataError(f"{path}: not a readable .npy file ({error})") from None
-    if array is None:
-        raise DataError(f"{path}: not a .npy file")
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
-        raise DataError(f"{path}: expected numeric landmarks, got dtype {getattr(array, 'dtype', type(array))}")
-    if array.ndim != 2 or array.shape[1] != layout.RAW_FEATURES:
-        raise DataError(f"{path}: expected shape (frames, {layout.RAW_FEATURES}), got {array.shape}")
-    if array.shape[0] == 0:
-        raise DataError(f"{path}: zero frames")
-    array = array.astype(np.float32, copy=False)
-    if not np.isfinite(array).all():
-        raise DataError(f"{path}: NaN or infinite values")
-    if np.abs(array).max() > MAX_ABS_COORDINATE:
-        raise DataError(f"{path}: coordinates up to {np.abs(array).max():.3g}, not image-relative landmarks "
-                        f"(|value| <= {MAX_ABS_COORDINATE:g} expected)")
-    return array
+KAGGLE_INDEX_COLUMNS = ("path", "participant_id", "sequence_id", "sign")
+
+
+def _read_kaggle_index(path: Path, reader: csv.DictReader) -> list[IndexEntry]:
+    """Kaggle ISLR ``train.csv``: ``sequence_id`` → video id, ``sign`` → gloss,
+    ``participant_id`` → signer; ``path`` is relative to the index's folder."""
+    entries = []
+    for r, row in enumerate(reader, start=2):
+        where = f"{path}: row {r}"
+        for column in KAGGLE_INDEX_COLUMNS:
+            if not row[column]:
+                raise DataError(f"{where}, column {column}: empty")
+        clip = Path(row["path"])
+        if clip.is_absolute() or ".." in clip.parts:
+            raise DataError(f"{where}, column path: {row['path']!r} must be relative to the index's folder")
+        entries.append(IndexEntry(_check_video_id(row["sequence_id"], where), row["sign"], row["participant_id"],
+                                  path=str(path.parent / clip)))
+    return entries
+
+
+def landmark_file(folder: Path, entry: IndexEntry) -> Path:
+    """Where ``entry``'s clip is: the index's own path, else ``<video_id>.<any format>`` in ``folder``."""
+    return Path(entry.path) if entry.path else formats.locate(folder, entry.video_id)
+
+
+def load_raw_landmarks(path: str | os.PathLike, frame_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Load one clip of any supported format as raw ``(T, 150)``, refusing bad files with a clear reason."""
+    return formats.read_clip(path, frame_size).raw
 
 
 def trim(raw: np.ndarray, frame_start: int, frame_end: int) -> np.ndarray:
@@ -154,7 +166,8 @@ def read_landmark_folder(
             report.skipped.append((entry.video_id, f"gloss {entry.gloss!r} not in the vocabulary"))
             continue
         try:
-            raw = trim(load_raw_landmarks(landmarks_dir / f"{entry.video_id}.npy"), entry.frame_start, entry.frame_end)
+            raw = trim(load_raw_landmarks(landmark_file(landmarks_dir, entry), entry.frame_size),
+                       entry.frame_start, entry.frame_end)
             if len(raw) == 0:
                 raise DataError(f"{entry.video_id}: frame range {entry.frame_start}..{entry.frame_end} is empty")
         except DataError as error:

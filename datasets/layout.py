@@ -149,6 +149,68 @@ def raw_to_spoter(raw: np.ndarray) -> np.ndarray:
     return out
 
 
+# ------------------------------------------- other tools' keypoints → the raw layout
+# Readers of foreign formats (datasets/formats/) gather through these tables and nothing
+# else. Every format below orders a hand's 21 points as MediaPipe does (wrist, thumb
+# CMC..tip, index MCP..tip, middle, ring, little), so hands map point for point; only the
+# body points need a table. "Left" is the signer's left everywhere, as in MediaPipe.
+OPENPOSE_BODY_25 = (
+    "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "MidHip",
+    "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar",
+    "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel",
+)
+OPENPOSE_COCO_18 = (
+    "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
+    "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar",
+)
+# COCO body order (MMPose, COCO-WholeBody's first 17 points); its names are MediaPipe's.
+COCO_BODY_17 = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+COCO_WHOLEBODY_POINTS = 133  # 17 body, 6 feet, 68 face, 21 left hand, 21 right hand
+COCO_WHOLEBODY_LEFT_HAND, COCO_WHOLEBODY_RIGHT_HAND = 91, 112
+_OPENPOSE_TO_POSE = {
+    "Nose": "nose", "REye": "right_eye", "LEye": "left_eye", "REar": "right_ear", "LEar": "left_ear",
+    "RShoulder": "right_shoulder", "LShoulder": "left_shoulder", "RElbow": "right_elbow",
+    "LElbow": "left_elbow", "RWrist": "right_wrist", "LWrist": "left_wrist", "RHip": "right_hip",
+    "LHip": "left_hip", "RKnee": "right_knee", "LKnee": "left_knee", "RAnkle": "right_ankle",
+    "LAnkle": "left_ankle", "RHeel": "right_heel", "LHeel": "left_heel",
+    "RBigToe": "right_foot_index", "LBigToe": "left_foot_index",
+}
+
+
+def foreign_source_index(body_names: tuple[str, ...], left_hand: int | None, right_hand: int | None) -> np.ndarray:
+    """For each raw point, its index in a format's flat point list (-1: that format has none).
+
+    ``body_names`` are the format's body points in order (OpenPose names, or MediaPipe
+    names for COCO and Holistic); ``left_hand``/``right_hand`` are where its 21-point hands
+    start in the same list (None: no hands).
+    """
+    source = np.full(NUM_RAW_POINTS, -1, dtype=np.int64)
+    for i, name in enumerate(body_names):
+        pose_name = _OPENPOSE_TO_POSE.get(name, name if name in POSE_LANDMARKS else None)
+        if pose_name is not None:
+            source[RAW_POSE_OFFSET + POSE_LANDMARKS.index(pose_name)] = i
+    for start, offset in ((left_hand, RAW_LEFT_HAND_OFFSET), (right_hand, RAW_RIGHT_HAND_OFFSET)):
+        if start is not None:
+            source[offset:offset + NUM_HAND] = np.arange(start, start + NUM_HAND)
+    return source
+
+
+def gather_raw(points: np.ndarray, detected: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """A format's ``(T, P, 2)`` points and ``(T, P)`` detected flags → raw ``(T, 150)`` float32.
+
+    Points the format lacks (``source`` -1) and points not detected become 0, the raw
+    layout's "not detected".
+    """
+    safe = np.maximum(source, 0)
+    keep = detected[:, safe] & (source >= 0)[None, :]
+    raw = np.where(keep[..., None], points[:, safe, :], 0.0).astype(np.float32)
+    return raw.reshape(len(points), RAW_FEATURES)
+
+
 def layout_spec() -> dict:
     """Plain-data description of the layouts, for ``model.json`` and the web page."""
     return {

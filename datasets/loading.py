@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Sequence
 
 from datasets import cache as dataset_cache
+from datasets import formats
 from datasets.errors import DataError, UsageError
-from datasets.landmark_folder import IndexEntry, read_index, read_landmark_folder
+from datasets.landmark_folder import IndexEntry, landmark_file, read_index, read_landmark_folder
 from datasets.sequences import SequenceSet
 from datasets.spoter_csv import read_spoter_csv
 
 log = logging.getLogger(__name__)
 
-INDEX_NAMES = ("index.json", "index.csv")  # looked for, in this order, in a landmark folder
+INDEX_NAMES = ("index.json", "index.csv", "train.csv")  # looked for, in this order (train.csv: Kaggle ISLR)
 LANDMARKS_SUBDIR = "landmarks"
 LABEL_NAMES_FILE = "id_to_label.json"  # beside a SPOTER CSV
 
@@ -28,7 +29,7 @@ def load_sequence_set(
     progress: bool = False,
     skipped: list[tuple[str, str]] | None = None,
 ) -> SequenceSet:
-    """Load a SPOTER CSV file or a landmark folder (``<video_id>.npy`` files plus an index).
+    """Load a SPOTER CSV file or a landmark folder (one file per clip, any format, plus an index).
 
     A folder's index defaults to ``index.json`` then ``index.csv`` inside it; its files
     may sit in the folder itself or in ``landmarks/``. ``split`` keeps one split;
@@ -52,7 +53,8 @@ def load_sequence_set(
     elif not source.exists():
         raise DataError(f"{source}: not found")
     else:
-        raise DataError(f"{source}: expected a SPOTER .csv file or a folder of landmark .npy files")
+        raise DataError(f"{source}: expected a SPOTER .csv file or a folder of landmark files "
+                        f"({', '.join(formats.FILE_SUFFIXES)}) with an index")
 
     if split is not None:
         present = sorted(set(dataset.splits.tolist()) - {""})
@@ -105,7 +107,7 @@ def _load_folder(folder: Path, index, use_cache: bool, cache_dir, progress: bool
 
     def list_files() -> list[Path]:
         entries.extend(read_index(index))
-        named = dict.fromkeys((landmarks / f"{e.video_id}.npy").resolve() for e in entries)
+        named = dict.fromkeys(f.resolve() for e in entries for f in formats.source_files(landmark_file(landmarks, e)))
         return [index.resolve(), *named]
 
     def build() -> tuple[SequenceSet, dict]:

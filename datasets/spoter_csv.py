@@ -29,7 +29,7 @@ import pandas as pd
 
 from datasets import layout
 from datasets.errors import DataError
-from datasets.landmark_folder import MAX_ABS_COORDINATE
+from datasets.formats import MAX_ABS_COORDINATE
 from datasets.sequences import SequenceSet
 from datasets.atomic import atomic_write
 

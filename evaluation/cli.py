@@ -207,8 +207,9 @@ def predict_parser() -> argparse.ArgumentParser:
         description="Recognise signs: embed each input with a checkpoint and print the nearest glosses of a "
                     "gallery (made by evaluate.py --save-gallery), with distances.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="video file (landmarks extracted with MediaPipe), (frames, 150) landmark .npy, "
-                             "or a folder of them")
+                        help="video file (landmarks extracted with MediaPipe), landmark file ((frames, 150) "
+                             ".npy, .pose, Kaggle ISLR .parquet, MMPose .json), OpenPose JSON folder, or a "
+                             "folder of them")
     parser.add_argument("--checkpoint", required=True, help="checkpoint the gallery was built with")
     parser.add_argument("--gallery", required=True, help="gallery .npz from evaluate.py --save-gallery")
     parser.add_argument("--top-k", type=int, default=5, help="glosses shown per input")
@@ -217,9 +218,23 @@ def predict_parser() -> argparse.ArgumentParser:
                         help="use a gallery built with other weights (its distances are then meaningless)")
     parser.add_argument("--untrained", action="store_true",
                         help="use the checkpoint's untrained twin (for a gallery saved by evaluate.py --untrained)")
+    parser.add_argument("--frame-size", type=frame_size, default=None, metavar="WxH",
+                        help="video size in pixels of OpenPose/MMPose inputs, to make their coordinates "
+                             "image-relative per axis as MediaPipe's are (e.g. 1280x720)")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     return parser
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """``"1280x720"`` → ``(1280, 720)``."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels (e.g. 1280x720), got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
+    return width, height
 
 
 def run_prediction(args) -> tuple[list[dict], int]:
@@ -242,7 +257,7 @@ def run_prediction(args) -> tuple[list[dict], int]:
     try:
         for path in paths:
             try:
-                raw = read_input(path, videos)
+                raw = read_input(path, videos, getattr(args, "frame_size", None))
             except DataError as error:  # one bad input is reported, the others still run
                 outcomes.append({"input": str(path), "error": str(error).splitlines()[0]})
                 continue

@@ -166,7 +166,7 @@ class VideoReader:
                 extraction.ensure_pose_model(extraction.BUNDLED_COMPLEXITY)
                 self._holistic = _create_holistic(extraction)
             job = extraction.VideoJob(source=Path(path), relative=str(path), video=Path(path).stem)
-            raw, _ = extraction.extract_video(job, self._holistic)
+            raw, _, _ = extraction.extract_video(job, self._holistic)
         return raw
 
     @contextlib.contextmanager
@@ -212,35 +212,44 @@ def video_extensions() -> tuple[str, ...]:
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files as given; a folder stands for its ``.npy`` and video files (sorted, not recursive)."""
+    """Inputs as given; a folder stands for the clips in it (sorted, not recursive).
+
+    A clip is a landmark file of any format :mod:`datasets.formats` reads, a video, or an
+    OpenPose folder (which is one clip, also when given itself).
+    """
+    from datasets import formats
     from datasets.errors import UsageError
-    accepted = (".npy", *video_extensions())
+    accepted = (*formats.FILE_SUFFIXES, *video_extensions())
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in accepted and not p.name.startswith("."))
+        if path.is_dir() and not formats.is_openpose_folder(path):
+            found = sorted(p for p in path.iterdir() if not p.name.startswith(".") and (
+                (p.is_file() and p.suffix.lower() in accepted and p.name not in INDEX_FILE_NAMES)
+                or formats.is_openpose_folder(p)))
             if not found:
-                raise UsageError(f"{path}: folder holds no .npy landmark or video ({', '.join(accepted[1:])}) files")
+                raise UsageError(f"{path}: folder holds no landmark ({', '.join(formats.FILE_SUFFIXES)}, OpenPose "
+                                 f"folder) or video ({', '.join(video_extensions())}) files")
             paths.extend(found)
         else:
             paths.append(path)
     return paths
 
 
-def read_input(path: Path, videos: VideoReader) -> np.ndarray:
-    """Raw ``(T, 150)`` landmarks of one input (a landmark ``.npy`` or a video), checked for a signer."""
-    from datasets.landmark_folder import load_raw_landmarks
+INDEX_FILE_NAMES = ("index.json",)  # a landmark folder's index is not a clip
+
+
+def read_input(path: Path, videos: VideoReader, frame_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Raw ``(T, 150)`` landmarks of one input (a landmark file of any format, or a video), checked for a signer."""
+    from datasets import formats
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        raw = load_raw_landmarks(path)
-    elif suffix in video_extensions():
+    if path.suffix.lower() in video_extensions() and path.is_file():
         raw = videos(path)
+    elif path.is_dir() or path.suffix.lower() in formats.FILE_SUFFIXES:
+        raw = formats.read_clip(path, frame_size).raw
     else:
-        raise DataError(f"{path}: expected a (frames, {layout.RAW_FEATURES}) .npy or a video "
-                        f"({', '.join(video_extensions())})")
+        raise DataError(f"{path}: expected a landmark file ({', '.join(formats.FILE_SUFFIXES)}), an OpenPose "
+                        f"folder or a video ({', '.join(video_extensions())})")
     check_detections(raw, str(path))
     return raw

@@ -103,7 +103,7 @@ def test_gallery_of_other_weights_is_refused(tiny_checkpoint, tiny_synthetic_dat
 
 def test_usage_errors(tiny_checkpoint, gallery_file, tmp_path, capsys):
     status, _, err = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(gallery_file), str(tmp_path)], capsys)
-    assert status == 2 and "holds no .npy landmark or video" in err
+    assert status == 2 and "holds no landmark (.npy, .pose, .parquet, .json, OpenPose folder) or video" in err
     status, _, err = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(tmp_path / "g.npz"), "x.npy"], capsys)
     assert status == 1 and "gallery file not found" in err
 
@@ -126,3 +126,30 @@ def test_real_video_and_a_video_without_anyone(tiny_checkpoint, gallery_file, sh
     first = json.loads(out)["predictions"][0]
     assert first["input"] == str(video) and first["frames"] > 10
     assert len(first["top"]) == 5 and all(np.isfinite(t["distance"]) for t in first["top"])
+
+
+def test_every_pose_format_of_a_real_clip_gives_the_npys_top5(tiny_checkpoint, real_dev_dir, tmp_path, capsys):
+    """The same real clip as .npy, .pose (written by pose-format), Kaggle parquet, an OpenPose
+    folder and MMPose JSON: the same five glosses at the same distances."""
+    from tests import pose_fixtures as fixtures
+
+    gallery = tmp_path / "real.npz"
+    build_gallery(load_embedder(tiny_checkpoint), load_sequence_set(real_dev_dir, cache=False)).save(gallery)
+    video_id = next(iter(index_rows(real_dev_dir)))
+    npy = real_dev_dir / "landmarks" / f"{video_id}.npy"
+    raw = np.load(npy)
+    inputs = [npy, fixtures.write_pose_file(tmp_path / f"{video_id}.pose", raw, 1280, 720),
+              fixtures.write_kaggle_parquet(tmp_path / f"{video_id}.parquet", raw),
+              fixtures.write_openpose_folder(tmp_path / "openpose", raw, 1280, 720),
+              fixtures.write_mmpose_json(tmp_path / f"{video_id}.json", raw, 1280, 720)]
+    status, out, err = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(gallery), "--json",
+                            "--frame-size", "1280x720", *map(str, inputs)], capsys)
+    assert status == 0, err
+    predictions = json.loads(out)["predictions"]
+    assert [p["input"] for p in predictions] == [str(p) for p in inputs]
+    reference = predictions[0]["top"]
+    assert len(reference) == 5
+    for p in predictions[1:]:
+        assert [t["gloss"] for t in p["top"]] == [t["gloss"] for t in reference], p["input"]
+        # a distance near 0 (the clip itself is in the gallery) carries float32 cancellation of ~1e-3
+        np.testing.assert_allclose([t["distance"] for t in p["top"]], [t["distance"] for t in reference], atol=2e-3)

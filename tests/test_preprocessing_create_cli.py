@@ -122,9 +122,14 @@ def test_bad_values_are_usage_errors(folder, tmp_path, capsys, extra):
     assert not (tmp_path / "out").exists()
 
 
-def test_split_options_need_create_new_split(folder, tmp_path, capsys):
-    assert create(folder, tmp_path / "out", "--split", "signer") == 2
-    assert "--create-new-split" in one_error_line(capsys)
+def test_a_split_method_alone_draws_a_new_split(folder, tmp_path):
+    """``--split signer`` means drawing that split (an index without splits, e.g. Kaggle's, needs no more)."""
+    assert create(folder, tmp_path / "alone", "--split", "signer", "--name", "x") == 0
+    assert create(folder, tmp_path / "explicit", "--create-new-split", "--split", "signer", "--name", "x") == 0
+    for name in ("x_train.csv", "x_val.csv"):
+        assert (tmp_path / "alone" / name).read_bytes() == (tmp_path / "explicit" / name).read_bytes()
+    train = {row.split(",")[0] for row in (tmp_path / "alone" / "x_train.csv").read_text().splitlines()[1:]}
+    assert train  # a real split, not an empty file
 
 
 def test_path_traversal_in_the_index_is_refused(folder, tmp_path, capsys):

@@ -17,7 +17,7 @@ from hypothesis.extra.numpy import arrays  # noqa: E402
 
 from augmentations import transforms  # noqa: E402
 from datasets import layout  # noqa: E402
-from datasets.landmark_folder import MAX_ABS_COORDINATE  # noqa: E402
+from datasets.formats import MAX_ABS_COORDINATE  # noqa: E402
 from datasets.normalization import BODY_VARIANTS, normalize  # noqa: E402
 
 EXAMPLES = settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])

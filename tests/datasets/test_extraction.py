@@ -294,10 +294,10 @@ def test_tracker_is_reset_between_videos(clips):
     holistic = extraction.create_holistic(1)
     try:
         job = extraction.VideoJob(clips / "messi.mp4", "messi.mp4", "messi")
-        first, row = extraction.extract_video(job, holistic)
-        again, _ = extraction.extract_video(job, holistic)  # tracking would carry over from the last frame
+        first, row, _ = extraction.extract_video(job, holistic)
+        again, _, _ = extraction.extract_video(job, holistic)  # tracking would carry over from the last frame
         extraction.extract_video(extraction.VideoJob(clips / "sandwich.mp4", "sandwich.mp4", "sandwich"), holistic)
-        after_other, _ = extraction.extract_video(job, holistic)
+        after_other, _, _ = extraction.extract_video(job, holistic)
     finally:
         holistic.close()
     np.testing.assert_array_equal(again, first)
@@ -500,3 +500,47 @@ def test_dying_workers_lose_no_other_video(clips, messi_image, tmp_path, caplog)
     assert summary.extracted == [v for v in reference.extracted if v not in failed]
     for name in summary.extracted:
         assert (out / f"{name}.npy").read_bytes() == (tmp_path / "reference" / f"{name}.npy").read_bytes()
+
+
+def test_pose_output_is_pose_formats_own_holistic_file_and_matches_the_npy(clips, tmp_path):
+    """``--format both``: the .pose reads back through the pose-format library itself (header,
+    sizes, fps, pixels) and, through our reader, to the .npy's normalised frames."""
+    from pose_format import Pose
+
+    from datasets import formats
+    from datasets.normalization import normalize
+
+    folder = only(clips, ["messi.mp4", "sandwich.mp4"], tmp_path / "videos")
+    out = tmp_path / "out"
+    first = extraction.extract_landmarks(folder, out, workers=0, progress=False, outputs="both")
+    assert first.extracted == ["messi", "sandwich"] and not first.failures
+    rows = {r["video"]: r for r in read_csv(out / "manifest.csv")}
+    for video in ("messi", "sandwich"):
+        raw = np.load(out / f"{video}.npy")
+        pose = Pose.read((out / f"{video}.pose").read_bytes())
+        assert [c.name for c in pose.header.components] == [
+            "POSE_LANDMARKS", "FACE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS", "POSE_WORLD_LANDMARKS"]
+        width, height = int(rows[video]["width"]), int(rows[video]["height"])
+        assert (pose.header.dimensions.width, pose.header.dimensions.height) == (width, height)
+        assert pose.body.fps == pytest.approx(float(rows[video]["fps"]))
+        assert pose.body.data.shape == (len(raw), 1, 576, 3)
+        # pose-format's own view of the pose points: pixels of the .npy's image-relative points
+        body = np.ma.getdata(pose.body.data)[:, 0, :33, :2] / np.array([width, height])
+        np.testing.assert_allclose(body, raw[:, :66].reshape(-1, 33, 2), atol=1e-6)
+        face_seen = pose.body.confidence[:, 0, 33:33 + 468] > 0
+        assert face_seen.any()  # the face is kept, which the .npy has no room for
+        np.testing.assert_array_equal(pose.body.confidence[:, 0, 501:522] > 0, np.any(raw[:, 66:108] != 0, axis=1)[:, None]
+                                      .repeat(21, 1))
+        clip = formats.read_clip(out / f"{video}.pose")
+        np.testing.assert_allclose(normalize(layout.raw_to_spoter(clip.raw)), normalize(layout.raw_to_spoter(raw)),
+                                   atol=1e-5)
+    # resuming knows the .pose: a rerun skips both, a damaged .pose is redone
+    again = extraction.extract_landmarks(folder, out, workers=0, progress=False, outputs="both")
+    assert again.extracted == [] and sorted(again.skipped) == ["messi", "sandwich"]
+    (out / "messi.pose").write_bytes((out / "messi.pose").read_bytes()[:300])
+    redo = extraction.extract_landmarks(folder, out, workers=0, progress=False, outputs="both")
+    assert redo.extracted == ["messi"]
+    only_pose = extraction.extract_landmarks(folder, tmp_path / "pose_only", workers=0, progress=False, outputs="pose")
+    assert only_pose.extracted == ["messi", "sandwich"]
+    assert sorted(p.name for p in (tmp_path / "pose_only").glob("*.*") if p.suffix in (".npy", ".pose")) == [
+        "messi.pose", "sandwich.pose"]

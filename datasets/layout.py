@@ -181,6 +181,21 @@ _OPENPOSE_TO_POSE = {
 }
 
 
+# .pose files (pose-format): (name, body component, left hand, right hand) of each component
+# set understood; the body component's point names are MediaPipe's in upper case, or OpenPose's.
+POSE_FILE_COMPONENT_SETS = (
+    ("MediaPipe Holistic", "POSE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS"),
+    ("OpenPose", "pose_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d"),
+)
+
+
+def pose_file_body_names() -> dict[str, int]:
+    """Body point names a ``.pose`` component may use → raw pose point index (for the web page too)."""
+    names = {name.upper(): i for i, name in enumerate(POSE_LANDMARKS)}
+    names.update({name: POSE_LANDMARKS.index(pose) for name, pose in _OPENPOSE_TO_POSE.items()})
+    return names
+
+
 def foreign_source_index(body_names: tuple[str, ...], left_hand: int | None, right_hand: int | None) -> np.ndarray:
     """For each raw point, its index in a format's flat point list (-1: that format has none).
 
@@ -237,5 +252,9 @@ def layout_spec() -> dict:
                 "left_elbow": LEFT_ELBOW, "right_elbow": RIGHT_ELBOW,
                 "left_wrist": LEFT_WRIST, "right_wrist": RIGHT_WRIST,
             },
+        },
+        "pose_file": {
+            "component_sets": [list(c) for c in POSE_FILE_COMPONENT_SETS],
+            "body_names": pose_file_body_names(),
         },
     }

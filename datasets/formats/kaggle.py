@@ -30,35 +30,41 @@ INDEX_COLUMNS = ("path", "participant_id", "sequence_id", "sign")
 
 def read_parquet_clip(path: Path) -> Clip:
     """One Kaggle-layout parquet clip → raw ``(T, 150)``; frames in ``frame`` order, gaps kept out."""
-    import pandas as pd
     try:
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
-        available = pq.read_schema(path).names
-        table = pd.read_parquet(path, columns=[c for c in COLUMNS if c in available])
     except ImportError:  # pragma: no cover - pyarrow is in requirements.txt
         raise DataError("reading .parquet clips needs pyarrow (pip install -r requirements.txt)")
+    try:
+        available = pq.read_schema(path).names
+        table = pq.read_table(path, columns=[c for c in COLUMNS if c in available])
     except Exception as error:  # pyarrow raises its own ArrowInvalid etc. on damaged files
         raise DataError(f"{path}: not a readable parquet file ({type(error).__name__}: {error})") from None
-    missing = [c for c in COLUMNS if c not in table.columns]
+    missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)} of the Kaggle ISLR layout "
-                        f"(have {', '.join(map(str, table.columns)) or 'none'})")
-    if table.empty:
+                        f"(have {', '.join(table.column_names) or 'none'})")
+    if table.num_rows == 0:
         raise DataError(f"{path}: zero frames")
-    kinds = table["type"].astype(str).to_numpy()
-    unknown = sorted(set(np.unique(kinds)) - set(KNOWN_TYPES))
+    try:  # the few distinct type names, and one small code per row (sorting strings is the slow part)
+        encoded = pc.dictionary_encode(table.column("type").cast("string")).combine_chunks()
+        names = [str(n) for n in encoded.dictionary.to_pylist()]
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        frame = table.column("frame").to_numpy().astype(np.int64)
+        index = table.column("landmark_index").to_numpy().astype(np.int64)
+        xy = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in ("x", "y")])
+    except Exception as error:  # wrong column types: pyarrow/numpy cast errors
+        raise DataError(f"{path}: type must be text, frame/landmark_index integers and x/y numbers "
+                        f"({type(error).__name__}: {error})") from None
+    unknown = sorted(set(names) - set(KNOWN_TYPES))
     if unknown:
         raise DataError(f"{path}: column type holds {', '.join(unknown)}; expected {', '.join(KNOWN_TYPES)}")
-    try:
-        frame = table["frame"].to_numpy(dtype=np.int64)
-        index = table["landmark_index"].to_numpy(dtype=np.int64)
-        xy = table[["x", "y"]].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise DataError(f"{path}: frame/landmark_index must be integers and x/y numbers ({error})") from None
     frames, position = np.unique(frame, return_inverse=True)
-    raw_point = np.full(len(table), -1, dtype=np.int64)
+    raw_point = np.full(table.num_rows, -1, dtype=np.int64)
     for kind, (offset, count) in (*TYPE_POINTS.items(), ("face", (None, FACE_POINTS))):
-        rows = kinds == kind
+        if kind not in names:
+            continue
+        rows = codes == names.index(kind)
         bad = rows & ((index < 0) | (index >= count))
         if bad.any():
             raise DataError(f"{path}: type {kind} has landmark_index {int(index[bad][0])}, expected 0..{count - 1}")

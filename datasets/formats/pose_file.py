@@ -26,11 +26,7 @@ from datasets.formats import Clip
 
 log = logging.getLogger(__name__)
 
-# (name of the set, body component, left hand component, right hand component)
-COMPONENT_SETS = (
-    ("MediaPipe Holistic", "POSE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS"),
-    ("OpenPose", "pose_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d"),
-)
+COMPONENT_SETS = layout.POSE_FILE_COMPONENT_SETS
 HOLISTIC_FACE_POINTS = 468
 # Holistic components in pose-format's order and their sizes (see holistic_header()).
 HOLISTIC_SIZES = (("POSE_LANDMARKS", layout.NUM_POSE), ("FACE_LANDMARKS", HOLISTIC_FACE_POINTS),

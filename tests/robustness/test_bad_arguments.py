@@ -81,8 +81,8 @@ def _cases(p: dict) -> dict:
         "predict-missing-input": ([*predict, p["missing"]], 1, [p["missing"], "not found"]),
         "predict-missing-gallery": (["predict.py", "--checkpoint", p["checkpoint"], "--gallery", p["missing"],
                                      p["clip"]], 1, [p["missing"], "not found"]),
-        "predict-wrong-kind-of-file": ([*predict, p["file"]], 1, [p["file"], "expected a (frames, 150) .npy"]),
-        "predict-empty-folder": ([*predict, p["empty_folder"]], 2, [p["empty_folder"], "holds no .npy"]),
+        "predict-wrong-kind-of-file": ([*predict, p["file"]], 1, [p["file"], "expected a landmark file (.npy"]),
+        "predict-empty-folder": ([*predict, p["empty_folder"]], 2, [p["empty_folder"], "holds no landmark (.npy"]),
         # convert.py
         "convert-missing-checkpoint": (["convert.py", "-c", p["missing"], "--output-folder", p["out"]], 1,
                                        [p["missing"], "not found"]),

@@ -119,4 +119,4 @@ def test_predict_names_each_bad_video_and_answers_the_good_input(results, videos
 
 
 def test_predict_on_a_folder_named_like_a_video(results, videos):
-    assert_clean_failure(results[0]["predict-folder-named-mp4"], 2, str(videos / "a_folder.mp4"), "holds no .npy")
+    assert_clean_failure(results[0]["predict-folder-named-mp4"], 2, str(videos / "a_folder.mp4"), "holds no landmark (.npy")

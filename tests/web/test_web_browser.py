@@ -114,6 +114,13 @@ def test_browser_top5_matches_python_onnxruntime(drive, demo_server, demo_public
         np.save(path, s.raw, allow_pickle=False)
         steps.append({"op": "upload", "file": str(path)})
         expected.append((path.name, reference(s.raw)))
+    # the same clip as pose-format .pose files: Holistic components, OpenPose components, two people
+    from tests import pose_fixtures
+    for name, options in (("holistic.pose", {}), ("openpose.pose", {"openpose": True}),
+                          ("crowd.pose", {"extra_person": True})):
+        path = pose_fixtures.write_pose_file(tmp_path / name, long_clips[1].raw, 1280, 720, **options)
+        steps.append({"op": "upload", "file": str(path)})
+        expected.append((path.name, reference(long_clips[1].raw)))
     json_path = tmp_path / "clip.json"
     json_path.write_text(json.dumps({"landmarks": long_clips[0].raw[:40].tolist()}))
     steps.append({"op": "upload", "file": str(json_path)})
@@ -190,6 +197,9 @@ MALFORMED = {
     "broken.json": (b"{\"landmarks\": [[0.1, ", "not valid JSON"),
     "short_rows.json": (b"{\"landmarks\": [[0.1, 0.2]]}", "frame 0 has 2 values, expected 150"),
     "notes.txt": (b"hello", "unsupported file type"),
+    "garbage.pose": (b"hello, not a pose file", "not a .pose file"),
+    "truncated.pose": (None, "truncated .pose file"),
+    "face_only.pose": (None, "no known body component"),
 }
 
 
@@ -207,6 +217,16 @@ def write_malformed(folder: Path) -> dict[str, Path]:
             raw = np.full((5, layout.RAW_FEATURES), 0.5, np.float32)
             raw[3, 7] = np.nan
             np.save(path, raw)
+        elif name.endswith(".pose"):
+            from tests import pose_fixtures
+            pose_fixtures.write_pose_file(path, np.full((6, layout.RAW_FEATURES), 0.5, np.float32))
+            if name == "truncated.pose":
+                path.write_bytes(path.read_bytes()[:-100])
+            else:  # keep only the face component: rename the body and hand components away
+                blob = path.read_bytes()
+                for component in (b"POSE_LANDMARKS", b"LEFT_HAND_LANDMARKS", b"RIGHT_HAND_LANDMARKS"):
+                    blob = blob.replace(component, component.lower())
+                path.write_bytes(blob)
         elif name == "truncated.npy":
             np.save(path, np.full((30, layout.RAW_FEATURES), 0.5, np.float32))
             path.write_bytes(path.read_bytes()[:500])

@@ -8,6 +8,7 @@
 import * as ort from "../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 import { Recognizer } from "./recognizer.js";
 import { parseNpy, NpyError } from "./npy.js";
+import { parsePose, PoseError } from "./pose.js";
 import { LandmarkError, parseLandmarkJson, validateRaw } from "./landmarks.js";
 import { SkeletonPlayer } from "./skeleton.js";
 import { HolisticExtractor } from "./holistic.js";
@@ -86,12 +87,17 @@ export function readLandmarkFile(name, buffer) {
     if (lower.endsWith(".json")) {
       return parseLandmarkJson(new TextDecoder().decode(buffer), L, name);
     }
+    if (lower.endsWith(".pose")) {
+      const { data, shape } = parsePose(buffer, L);
+      validateRaw(data, shape, L, name);
+      return { data, shape };
+    }
   } catch (err) {
-    if (err instanceof NpyError) throw new Error(`Could not read "${name}": ${err.message}.`);
+    if (err instanceof NpyError || err instanceof PoseError) throw new Error(`Could not read "${name}": ${err.message}.`);
     if (err instanceof LandmarkError) throw new Error(`Could not use "${name}": ${err.message.replace(`${name}: `, "")}.`);
     throw err;
   }
-  throw new Error(`Could not read "${name}": unsupported file type (expected a .npy or .json landmark file).`);
+  throw new Error(`Could not read "${name}": unsupported file type (expected a .npy, .json or .pose landmark file).`);
 }
 
 async function recognizeRaw(raw, label) {

@@ -37,6 +37,7 @@ export function makeLayout(doc) {
     handNames: raw.hand_points,
     leftHandOffset: raw.left_hand_offset,
     rightHandOffset: raw.right_hand_offset,
+    poseFile: { componentSets: doc.layout.pose_file.component_sets, bodyNames: doc.layout.pose_file.body_names },
   };
 }
 

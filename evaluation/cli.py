@@ -12,9 +12,10 @@ import numpy as np
 
 from datasets.atomic import atomic_write
 from datasets.errors import DataError, UsageError
-from evaluation.gallery import Gallery
+from evaluation.gallery import Gallery, compare_with_exact
 from evaluation.inference import VideoReader, expand_inputs, load_embedder, read_input, untrained_twin
 from evaluation.report import EmbeddedSet, evaluate_embeddings, format_per_gloss, format_table
+from evaluation.search import AUTO_EXACT_BELOW, INDEX_KINDS, choose_kind, recall_at
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--per-gloss", action="store_true", help="also print the per-gloss table")
     parser.add_argument("--output-json", help="write the full report (all protocols, per-gloss tables) here")
     parser.add_argument("--save-gallery", help="write the gallery embeddings to this .npz (for predict.py)")
+    parser.add_argument("--index", choices=INDEX_KINDS, default="exact",
+                        help="also answer the queries through this index (hnsw, ivfpq; auto: exact below "
+                             f"{AUTO_EXACT_BELOW:,} clips) and report its recall@1/@5 and kNN top-1/top-5 against "
+                             "exact search on the same queries (the protocols above are always exact); with "
+                             "--save-gallery, the index is saved beside the gallery")
     parser.add_argument("--batch-size", type=int, default=128, help="clips per forward pass")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--no-cache", action="store_true", help="do not use the dataset cache")
@@ -136,7 +142,7 @@ def run_evaluation(args) -> dict:
     if shared_videos:
         log.warning("%d video id(s) are in both the gallery and the queries: those queries can find themselves",
                     shared_videos)
-    results, first_embeddings = [], None
+    results, first_embeddings, first_queries = [], None, None
     for embedder in models:
         g_emb = embedder.embed(gallery_set, args.batch_size, not args.quiet, desc=f"{embedder.name}: gallery")
         gallery = EmbeddedSet.from_sequences(g_emb, gallery_set)
@@ -147,7 +153,7 @@ def run_evaluation(args) -> dict:
         results.append(evaluate_embeddings(gallery, queries, metric=metric, shots=args.shots, draws=args.draws,
                                            seed=args.seed, model=embedder.name))
         if first_embeddings is None:
-            first_embeddings = g_emb
+            first_embeddings, first_queries = g_emb, (g_emb if same else queries.embeddings)
 
     report = {
         "checkpoint": str(args.checkpoint), "epoch": trained.epoch, "metric": metric,
@@ -157,13 +163,23 @@ def run_evaluation(args) -> dict:
         "shared_video_ids": shared_videos,
         "results": {r.model: r.to_json() for r in results},
     }
+    kind = choose_kind(args.index, len(gallery_set))
+    if kind != "exact":
+        names = list(gallery_set.label_names)
+        query_labels = np.asarray([names.index(query_set.label_names[i]) if query_set.label_names[i] in names else -1
+                                   for i in query_set.labels])
+        report["index"] = compare_with_exact(first_embeddings, gallery_set.labels, first_queries, query_labels,
+                                             metric, kind, same)
     _print_report(report, results, args.per_gloss)
     if args.output_json:
         with atomic_write(args.output_json, "w") as handle:
             json.dump(_json_ready(report), handle, indent=1, allow_nan=False)
     if args.save_gallery:
         embedder = models[0]
-        Gallery.from_sequences(first_embeddings, gallery_set, metric, embedder.digest).save(args.save_gallery)
+        saved = Gallery.from_sequences(first_embeddings, gallery_set, metric, embedder.digest)
+        if kind != "exact":
+            saved.use_index(kind)
+        saved.save(args.save_gallery)
         print(f"gallery ({embedder.name}, {len(gallery_set)} samples) saved to {args.save_gallery}")
     return report
 
@@ -187,6 +203,12 @@ def _print_report(report: dict, results: list, per_gloss: bool) -> None:
     lines.append(f"metric      {report['metric']}; top-k counts distinct glosses; accuracy over answerable queries")
     print("\n".join(lines) + "\n")
     print(format_table(results))
+    if "index" in report:
+        x = report["index"]
+        print(f"\n{x['index']} index over {x['gallery']} clips (built in {x['build_seconds']:.1f} s): recall@1 "
+              f"{x['recall_at_1']:.4f}, recall@5 {x['recall_at_5']:.4f} against exact search; kNN top-1/top-5 "
+              f"{x[x['index'] + '_knn_top1']:.3f}/{x[x['index'] + '_knn_top5']:.3f} "
+              f"(exact neighbour lists: {x['exact_knn_top1']:.3f}/{x['exact_knn_top5']:.3f})")
     if per_gloss:
         name = "cross_signer" if "cross_signer" in results[0].protocols else "standard"
         print()
@@ -206,7 +228,7 @@ def predict_parser() -> argparse.ArgumentParser:
         prog="predict.py",
         description="Recognise signs: embed each input with a checkpoint and print the nearest glosses of a "
                     "gallery (made by evaluate.py --save-gallery), with distances.")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="video file (landmarks extracted with MediaPipe), landmark file ((frames, 150) "
                              ".npy, .pose, Kaggle ISLR .parquet, MMPose .json), OpenPose JSON folder, or a "
                              "folder of them")
@@ -221,6 +243,19 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frame-size", type=frame_size, default=None, metavar="WxH",
                         help="video size in pixels of OpenPose/MMPose inputs, to make their coordinates "
                              "image-relative per axis as MediaPipe's are (e.g. 1280x720)")
+    parser.add_argument("--index", choices=INDEX_KINDS, default="auto",
+                        help=f"search index: exact, hnsw, ivfpq, or auto (default: exact below {AUTO_EXACT_BELOW:,} "
+                             "clips, hnsw above); an approximate index is saved beside the gallery "
+                             "(<gallery>.<kind>.npz) and reused while it matches the gallery")
+    parser.add_argument("--rebuild-index", action="store_true", help="build the index anew even if one is saved")
+    parser.add_argument("--recall", action="store_true",
+                        help="also search exactly and report the index's recall@1/@5 on these inputs")
+    parser.add_argument("--enrol", metavar="GLOSS",
+                        help="instead of recognising, add the inputs to the gallery as GLOSS (a new or known "
+                             "gloss) and save it; a saved approximate index is appended to, not rebuilt")
+    parser.add_argument("--signer", default="", help="with --enrol: the signer id of the new clips")
+    parser.add_argument("--remove-gloss", metavar="GLOSS", nargs="+",
+                        help="remove every clip of these glosses from the gallery and save it (no inputs)")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     return parser
@@ -237,11 +272,8 @@ def frame_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def run_prediction(args) -> tuple[list[dict], int]:
-    """Predictions per input (``{"input", "frames", "top": [...]}`` or ``{"input", "error"}``) and exit status."""
-    if args.top_k < 1:
-        raise UsageError(f"--top-k must be >= 1, got {args.top_k}")
-    embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=_device(args.device))
+def _prediction_gallery(args, embedder) -> tuple[Gallery, str]:
+    """The gallery of ``--gallery``, checked against the model, searching with ``--index``."""
     gallery = Gallery.load(args.gallery)
     if gallery.dim != embedder.embedding_dim:
         raise DataError(f"{args.gallery}: gallery embeddings have {gallery.dim} dimensions but {args.checkpoint} "
@@ -250,7 +282,13 @@ def run_prediction(args) -> tuple[list[dict], int]:
         raise DataError(f"{args.gallery} was built with other weights (model {gallery.model_digest}) than "
                         f"{args.checkpoint} ({embedder.digest}); rebuild it with evaluate.py --save-gallery "
                         f"or pass --allow-model-mismatch")
-    paths = expand_inputs(args.inputs)
+    kind = gallery.use_index(getattr(args, "index", "auto"), saved_beside=args.gallery,
+                             progress=sys.stderr.isatty(), rebuild=getattr(args, "rebuild_index", False))
+    return gallery, kind
+
+
+def _read_inputs(args, paths) -> tuple[list[dict], list[np.ndarray], list[int]]:
+    """Each input's raw landmarks; a bad input becomes an ``{"input", "error"}`` outcome, the others go on."""
     videos = VideoReader(verbose=args.debug)
     outcomes: list[dict] = []
     raws, slots = [], []
@@ -258,7 +296,7 @@ def run_prediction(args) -> tuple[list[dict], int]:
         for path in paths:
             try:
                 raw = read_input(path, videos, getattr(args, "frame_size", None))
-            except DataError as error:  # one bad input is reported, the others still run
+            except DataError as error:
                 outcomes.append({"input": str(path), "error": str(error).splitlines()[0]})
                 continue
             outcomes.append({"input": str(path), "frames": len(raw)})
@@ -266,15 +304,73 @@ def run_prediction(args) -> tuple[list[dict], int]:
             slots.append(len(outcomes) - 1)
     finally:
         videos.close()
+    return outcomes, raws, slots
+
+
+def run_prediction(args) -> tuple[list[dict], int]:
+    """Predictions per input (``{"input", "frames", "top": [...]}`` or ``{"input", "error"}``) and exit status."""
+    if args.top_k < 1:
+        raise UsageError(f"--top-k must be >= 1, got {args.top_k}")
+    if not args.inputs:
+        raise UsageError("no INPUT given (only --remove-gloss works without inputs)")
+    embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=_device(args.device))
+    gallery, kind = _prediction_gallery(args, embedder)
+    outcomes, raws, slots = _read_inputs(args, expand_inputs(args.inputs))
     if raws:
-        matches = gallery.query(embedder.embed_raw(raws), k=args.top_k)
+        embeddings = embedder.embed_raw(raws)
+        matches = gallery.query(embeddings, k=args.top_k)
         for row, slot in enumerate(slots):
             outcomes[slot]["top"] = [{"gloss": g, "distance": round(d, 6)} for g, d in matches.top(row)]
+        if getattr(args, "recall", False):
+            recall = index_recall(gallery, embeddings)
+            for slot in slots:
+                outcomes[slot]["index"] = {"kind": kind, **recall}
     return outcomes, int(any("error" in o for o in outcomes))
+
+
+def index_recall(gallery: Gallery, queries: np.ndarray, neighbours: int = 5) -> dict:
+    """Recall@1/@5 of the gallery's index against exact search on ``queries`` (1.0 for exact)."""
+    from evaluation.search import ExactIndex
+    _, approximate = gallery.index.search(queries, neighbours)
+    _, exact = ExactIndex(gallery.embeddings, gallery.metric).search(queries, neighbours)
+    return recall_at(approximate, exact)
+
+
+def run_dictionary_change(args) -> str:
+    """``--enrol GLOSS`` or ``--remove-gloss``: change the saved gallery (and its index) in place."""
+    embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=_device(args.device))
+    gallery, kind = _prediction_gallery(args, embedder)
+    if args.remove_gloss:
+        if args.inputs:
+            raise UsageError("--remove-gloss takes no INPUT")
+        try:
+            smaller = gallery.without_glosses(args.remove_gloss)
+        except DataError as error:
+            raise DataError(f"{args.gallery}: {error}") from None
+        smaller.save(args.gallery)
+        return (f"removed {len(gallery) - len(smaller)} clips of {', '.join(args.remove_gloss)}: {args.gallery} now "
+                f"holds {len(smaller)} clips of {len(smaller.label_names)} glosses ({kind} index)")
+    if not args.inputs:
+        raise UsageError("--enrol needs the clips to add (INPUT ...)")
+    paths = expand_inputs(args.inputs)
+    outcomes, raws, _ = _read_inputs(args, paths)
+    bad = [o for o in outcomes if "error" in o]
+    if bad:  # a dictionary entry is all its clips or nothing
+        raise DataError(f"nothing enrolled: {bad[0]['error']}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+    larger = gallery.extend(embedder.embed_raw(raws), [args.enrol] * len(raws),
+                            video_ids=[Path(o["input"]).stem for o in outcomes], signer_ids=[args.signer] * len(raws))
+    larger.save(args.gallery)
+    return (f"enrolled {len(raws)} clip(s) as {args.enrol!r}: {args.gallery} now holds {len(larger)} clips of "
+            f"{len(larger.label_names)} glosses ({kind} index{', appended' if kind != 'exact' else ''})")
 
 
 def predict_main(argv=None) -> int:
     args = predict_parser().parse_args(argv)
+    if args.enrol or args.remove_gloss:
+        if args.enrol and args.remove_gloss:
+            raise UsageError("--enrol and --remove-gloss are separate changes: give one")
+        print(run_dictionary_change(args))
+        return 0
     outcomes, status = run_prediction(args)
     if args.json:
         json.dump({"checkpoint": args.checkpoint, "gallery": args.gallery, "predictions": outcomes}, sys.stdout,
@@ -288,5 +384,9 @@ def predict_main(argv=None) -> int:
             width = max((len(t["gloss"]) for t in outcome["top"]), default=0)
             for rank, top in enumerate(outcome["top"], 1):
                 print(f"  {rank}. {top['gloss'].ljust(width)}  {top['distance']:.4f}")
+    index = next((o["index"] for o in outcomes if "index" in o), None)
+    if index and not args.json:
+        print(f"{index['kind']} index: recall@1 {index['recall_at_1']:.4f}, recall@5 {index['recall_at_5']:.4f} "
+              "against exact search on these inputs")
     sys.stdout.flush()
     return status

@@ -5,8 +5,10 @@ A gallery is built once (embed every clip of a dataset), saved as a plain ``.npz
 without retraining, and queried for the nearest glosses.
 
 Search goes through a :class:`SearchIndex`: anything with ``search(queries, k)``
-returning the ``k`` nearest gallery rows. :class:`ExactIndex` does it with batched
-matrix products; an approximate index (e.g. faiss) can be passed instead. Ranking
+returning the ``k`` nearest gallery rows. :mod:`evaluation.search` has the exact index
+(batched matrix products) and faiss' HNSW and IVF-PQ, chosen by :meth:`Gallery.use_index`;
+enrolment appends to an approximate index and removing glosses marks its rows deleted, so
+neither rebuilds it. Ranking
 *distinct* glosses only needs those neighbour lists, so it works with either; the rule
 is :mod:`evaluation.ranking`'s, applied to the glosses a list holds (:func:`distinct_top_k`).
 """
@@ -24,6 +26,8 @@ import torch
 from datasets.atomic import atomic_write
 from datasets.errors import DataError
 from datasets.sequences import SequenceSet
+from evaluation.search import (REBUILD_DELETED_SHARE, ExactIndex, FaissIndex, choose_kind,  # noqa: F401
+                               embeddings_checksum, index_path)
 
 GALLERY_FORMAT = 1
 METRICS = ("euclidean", "cosine")
@@ -34,32 +38,6 @@ class SearchIndex(Protocol):
     """The k nearest gallery rows of each query: ``(distances (Q, k), indices (Q, k))``, nearest first."""
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-class ExactIndex:
-    """Brute-force nearest neighbours: one matrix product per block of queries."""
-
-    def __init__(self, embeddings: np.ndarray, metric: str = "euclidean", block: int = 1024):
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
-        self.embeddings = torch.as_tensor(np.asarray(embeddings, np.float32))
-        self.metric = metric
-        self.block = block
-
-    def __len__(self) -> int:
-        return len(self.embeddings)
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        from evaluation.knn import pairwise_distances
-        queries = np.asarray(queries, np.float32)
-        k = min(k, len(self.embeddings))
-        distances = np.empty((len(queries), k), np.float32)
-        indices = np.empty((len(queries), k), np.int64)
-        for start in range(0, len(queries), self.block):
-            d = pairwise_distances(queries[start:start + self.block], self.embeddings, self.metric)  # (q, G)
-            values, where = d.topk(k, dim=1, largest=False)  # sorted, nearest first
-            distances[start:start + len(d)], indices[start:start + len(d)] = values.numpy(), where.numpy()
-        return distances, indices
 
 
 @dataclass
@@ -183,12 +161,38 @@ class Gallery:
             raise ValueError(f"{len(glosses)} glosses for {len(embeddings)} new embeddings")
         names = list(self.label_names) + [g for g in dict.fromkeys(glosses) if g not in set(self.label_names)]
         position = {name: i for i, name in enumerate(names)}
-        return Gallery(
+        extended = Gallery(
             np.concatenate([self.embeddings.reshape(-1, embeddings.shape[1]), embeddings]),
             np.concatenate([self.labels, np.asarray([position[g] for g in glosses], np.int64)]), names,
             np.concatenate([self.video_ids, _strings(video_ids, len(glosses), "video_ids")]),
             np.concatenate([self.signer_ids, _strings(signer_ids, len(glosses), "signer_ids")]),
             self.metric, self.model_digest)
+        if isinstance(self._index, FaissIndex):  # enrolment appends to the graph: no rebuild
+            self._index.add(embeddings, first_row=len(self))
+            extended._index, self._index = self._index, None  # the index now belongs to the new gallery
+        return extended
+
+    def without_glosses(self, glosses: Sequence[str]) -> Gallery:
+        """A new gallery without every clip of ``glosses`` (they leave the vocabulary too).
+
+        An approximate index follows without a rebuild (its rows are marked deleted) until a
+        quarter of it is deleted; then it is rebuilt.
+        """
+        unknown = [g for g in glosses if g not in self.label_names]
+        if unknown:
+            raise DataError(f"not in the gallery: {', '.join(map(repr, unknown))}")
+        dropped = {self.label_names.index(g) for g in glosses}
+        kept = np.flatnonzero(~np.isin(self.labels, list(dropped)))
+        names = [n for i, n in enumerate(self.label_names) if i not in dropped]
+        renumber = np.cumsum([i not in dropped for i in range(len(self.label_names))]) - 1
+        smaller = Gallery(self.embeddings[kept], renumber[self.labels[kept]], names, self.video_ids[kept],
+                          self.signer_ids[kept], self.metric, self.model_digest)
+        if isinstance(self._index, FaissIndex):
+            index, self._index = self._index, None
+            index.keep_rows(kept)
+            smaller._index = index if index.deleted_share <= REBUILD_DELETED_SHARE else FaissIndex.build(
+                smaller.embeddings, index.kind, smaller.metric)
+        return smaller
 
     def subset(self, indices) -> Gallery:
         """Rows ``indices`` (the vocabulary is kept, so labels stay comparable)."""
@@ -200,6 +204,31 @@ class Gallery:
     def set_index(self, index: SearchIndex) -> None:
         """Search with ``index`` (built over ``self.embeddings``, same row order) from now on."""
         self._index = index
+
+    def use_index(self, kind: str = "auto", saved_beside: str | os.PathLike | None = None,
+                  progress: bool = False, rebuild: bool = False) -> str:
+        """Search with a ``kind`` index (``auto``: exact below a size, HNSW above); returns the kind used.
+
+        With ``saved_beside`` (the gallery's file), an approximate index saved next to it is
+        loaded when it matches these embeddings (a mismatch is an error naming the file), or
+        built (with a progress bar when asked) and saved there for the next run.
+        """
+        kind = choose_kind(kind, len(self))
+        if kind == "exact":
+            self._index = ExactIndex(self.embeddings, self.metric)
+            return kind
+        path = index_path(saved_beside, kind) if saved_beside is not None else None
+        if path is not None and path.is_file() and not rebuild:
+            self._index = FaissIndex.load(path, self.embeddings, self.metric)
+            return kind
+        self._index = FaissIndex.build(self.embeddings, kind, self.metric, progress=progress)
+        if path is not None:
+            try:
+                self._index.save(path, embeddings_checksum(self.embeddings))
+            except OSError as error:  # a read-only gallery folder: the index is rebuilt next time
+                import logging
+                logging.getLogger(__name__).warning("could not save the index beside %s (%s)", saved_beside, error)
+        return kind
 
     @property
     def index(self) -> SearchIndex:
@@ -219,7 +248,8 @@ class Gallery:
         n = min(n_total, max(8 * k, neighbours, 32))
         while True:
             distances, indices = self.index.search(queries, n)
-            glosses, gloss_distances, found = distinct_top_k(self.labels[indices], distances, k)
+            labels = np.where(indices >= 0, self.labels[np.maximum(indices, 0)], -1)  # -1: fewer answers
+            glosses, gloss_distances, found = distinct_top_k(labels, distances, k)
             if n >= n_total or (found >= reachable).all():
                 break
             n = min(n_total, 4 * n)  # some query's nearest samples were all one gloss: look further
@@ -239,10 +269,12 @@ class Gallery:
         return arrays
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write an ``.npz`` atomically (plain arrays only: no pickles)."""
+        """Write an ``.npz`` atomically (plain arrays only: no pickles), and its approximate index beside it."""
         path = Path(path)
         with atomic_write(path, "wb") as handle:
             np.savez(handle, **self.to_arrays())
+        if isinstance(self._index, FaissIndex):
+            self._index.save(index_path(path, self._index.kind), embeddings_checksum(self.embeddings))
         return path
 
     @classmethod
@@ -298,3 +330,38 @@ def enrol(gallery: Gallery, embedder, sequences: SequenceSet, batch_size: int = 
     embeddings = embedder.embed(sequences, batch_size)
     return gallery.extend(embeddings, [sequences.label_names[i] for i in sequences.labels],
                           sequences.video_ids, sequences.signer_ids)
+
+
+def compare_with_exact(embeddings: np.ndarray, labels: np.ndarray, queries: np.ndarray, query_labels: np.ndarray,
+                       metric: str, kind: str, same_set: bool, neighbours: int = 50, ks=(1, 5)) -> dict:
+    """How an approximate index answers the same queries as exact search.
+
+    Both indexes return ``neighbours`` nearest rows per query (a same-set query drops its own
+    row first); from those lists come recall@k of the rows (against exact) and kNN top-k of
+    the distinct glosses (:func:`distinct_top_k`, the gallery's own rule) for each index.
+    """
+    import time
+    started = time.perf_counter()
+    approximate = FaissIndex.build(embeddings, kind, metric)
+    build_seconds = time.perf_counter() - started
+    exact = ExactIndex(embeddings, metric)
+    labels, query_labels = np.asarray(labels), np.asarray(query_labels)
+    out = {"index": kind, "queries": len(queries), "gallery": len(embeddings), "neighbours": neighbours,
+           "build_seconds": round(build_seconds, 3)}
+    lists = {}
+    for name, index in (("exact", exact), (kind, approximate)):
+        started = time.perf_counter()
+        distances, rows = index.search(queries, neighbours + int(same_set))
+        out[f"{name}_search_seconds"] = round(time.perf_counter() - started, 3)
+        if same_set:  # leave the query itself out, keeping the order of the rest
+            own = rows == np.arange(len(queries))[:, None]
+            keep = np.argsort(own, axis=1, kind="stable")[:, :neighbours]
+            distances, rows = np.take_along_axis(distances, keep, 1), np.take_along_axis(rows, keep, 1)
+        neighbour_labels = np.where(rows >= 0, labels[np.maximum(rows, 0)], -1)
+        glosses, _, _ = distinct_top_k(neighbour_labels, distances, max(ks))
+        for k in ks:
+            out[f"{name}_knn_top{k}"] = float((glosses[:, :k] == query_labels[:, None]).any(1).mean())
+        lists[name] = rows
+    from evaluation.search import recall_at
+    out.update(recall_at(lists[kind], lists["exact"], ks))
+    return out

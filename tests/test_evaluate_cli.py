@@ -130,3 +130,19 @@ def test_command_line_entry_point(tiny_checkpoint, tiny_synthetic_dataset, tmp_p
                          env=env, timeout=300, check=False)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_index_report_gives_recall_and_accuracy_against_exact(tiny_checkpoint, tiny_synthetic_dataset, tmp_path,
+                                                              capsys):
+    pytest.importorskip("faiss")
+    report, gallery = tmp_path / "report.json", tmp_path / "gallery.npz"
+    status, out, err = run(["--checkpoint", str(tiny_checkpoint), "--gallery", str(tiny_synthetic_dataset),
+                            "--index", "hnsw", "--no-baseline", "--output-json", str(report),
+                            "--save-gallery", str(gallery)], capsys)
+    assert status == 0, err
+    index = json.loads(report.read_text())["index"]
+    assert index["index"] == "hnsw" and index["gallery"] == 64 and index["queries"] == 64
+    assert index["recall_at_1"] == 1.0 and index["recall_at_5"] == 1.0          # 64 clips: HNSW is exact
+    assert index["hnsw_knn_top1"] == index["exact_knn_top1"]
+    assert "hnsw index over 64 clips" in out and "recall@1 1.0000" in out
+    assert (tmp_path / "gallery.hnsw.npz").is_file()                            # saved beside the gallery

@@ -12,7 +12,7 @@ import predict
 from datasets import layout
 from datasets.loading import load_sequence_set
 from entrypoint import run_cli
-from evaluation.gallery import build_gallery
+from evaluation.gallery import Gallery, build_gallery
 from evaluation.inference import load_embedder
 
 
@@ -153,3 +153,62 @@ def test_every_pose_format_of_a_real_clip_gives_the_npys_top5(tiny_checkpoint, r
         assert [t["gloss"] for t in p["top"]] == [t["gloss"] for t in reference], p["input"]
         # a distance near 0 (the clip itself is in the gallery) carries float32 cancellation of ~1e-3
         np.testing.assert_allclose([t["distance"] for t in p["top"]], [t["distance"] for t in reference], atol=2e-3)
+
+
+def test_hnsw_index_answers_the_same_top5_as_exact_and_reports_its_recall(tiny_checkpoint, tiny_synthetic_dataset,
+                                                                           gallery_file, tmp_path, capsys):
+    pytest.importorskip("faiss")
+    gallery = tmp_path / "gallery.npz"
+    shutil.copy(gallery_file, gallery)
+    clips = sorted(str(p) for p in (tiny_synthetic_dataset / "landmarks").glob("*.npy"))[::4]
+    base = ["--checkpoint", str(tiny_checkpoint), "--gallery", str(gallery), "--json", *clips]
+    status, exact_out, err = run([*base, "--index", "exact"], capsys)
+    assert status == 0, err
+    status, hnsw_out, err = run([*base, "--index", "hnsw", "--recall"], capsys)
+    assert status == 0, err
+    assert (tmp_path / "gallery.hnsw.npz").is_file()           # saved beside the gallery for the next run
+    exact, hnsw = json.loads(exact_out)["predictions"], json.loads(hnsw_out)["predictions"]
+    for e, h in zip(exact, hnsw):
+        assert [t["gloss"] for t in h["top"]] == [t["gloss"] for t in e["top"]]
+        # exact search's expanded |q|^2 - 2qg + |g|^2 leaves ~1e-3 where a clip meets itself (distance 0)
+        np.testing.assert_allclose([t["distance"] for t in h["top"]], [t["distance"] for t in e["top"]], atol=2e-3)
+        assert h["index"]["kind"] == "hnsw" and h["index"]["recall_at_1"] == 1.0
+    (tmp_path / "gallery.hnsw.npz").write_bytes(b"PK\x03\x04 broken")
+    status, _, err = run([*base, "--index", "hnsw"], capsys)
+    assert status == 1 and len(err.strip().splitlines()) == 1 and "gallery.hnsw.npz: not a readable index file" in err
+
+
+@pytest.mark.parametrize("index", ["exact", "hnsw"])
+def test_enrol_then_recognise_then_remove(index, tiny_checkpoint, tiny_synthetic_dataset, gallery_file, tmp_path,
+                                          capsys):
+    if index == "hnsw":
+        pytest.importorskip("faiss")
+    gallery = tmp_path / "gallery.npz"
+    shutil.copy(gallery_file, gallery)
+    rng = np.random.default_rng(0)
+    clips = []
+    base_clip = np.load(next((tiny_synthetic_dataset / "landmarks").glob("*.npy")))
+    for i in range(3):  # a new sign: one clip's motion, mirrored and shifted, three takes
+        raw = base_clip[::-1].copy()
+        raw[raw != 0] += rng.normal(scale=0.002, size=int((raw != 0).sum())).astype(np.float32)
+        np.save(tmp_path / f"take{i}.npy", raw)
+        clips.append(str(tmp_path / f"take{i}.npy"))
+    base = ["--checkpoint", str(tiny_checkpoint), "--gallery", str(gallery), "--index", index]
+    before = len(Gallery.load(gallery))
+    status, out, err = run([*base, "--enrol", "my-sign", "--signer", "me", *clips[:2]], capsys)
+    assert status == 0, err
+    assert "enrolled 2 clip(s) as 'my-sign'" in out
+    saved = Gallery.load(gallery)
+    assert len(saved) == before + 2 and "my-sign" in saved.label_names and set(saved.signer_ids[-2:]) == {"me"}
+    status, out, err = run([*base, "--json", clips[2]], capsys)
+    assert status == 0, err
+    assert json.loads(out)["predictions"][0]["top"][0]["gloss"] == "my-sign"
+    status, out, err = run([*base, "--remove-gloss", "my-sign"], capsys)
+    assert status == 0 and "removed 2 clips of my-sign" in out, err
+    assert "my-sign" not in Gallery.load(gallery).label_names
+    status, out, err = run([*base, "--json", clips[2]], capsys)
+    assert all(t["gloss"] != "my-sign" for t in json.loads(out)["predictions"][0]["top"])
+    status, _, err = run([*base, "--remove-gloss", "nope"], capsys)
+    assert status == 1 and "not in the gallery: 'nope'" in err and len(err.strip().splitlines()) == 1
+    status, _, err = run([*base, "--enrol", "x", str(tmp_path / "missing.npy")], capsys)
+    assert status == 1 and "nothing enrolled" in err

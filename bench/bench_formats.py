@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     data = Path(args.data)
     rows = list(csv.DictReader(open(data / "index.csv")))[: args.clips or None]
-    raws = {r["video_id"]: np.load(data / "landmarks" / f"{r['video_id']}.npy") for r in rows}
+    raws = {r["video_id"]: np.load(data / "landmarks" / f"{r['video_id']}.npy", allow_pickle=False) for r in rows}
     index_lines = ["video_id,gloss,signer_id,split,frame_width,frame_height"]
     index_lines += [f"{r['video_id']},{r['gloss']},{r['signer_id']},train,{SIZE[0]},{SIZE[1]}" for r in rows]
     results, reference = {}, None

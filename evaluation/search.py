@@ -46,7 +46,8 @@ AUTO_EXACT_BELOW = 10_000
 HNSW_NEIGHBOURS = 32        # M: graph degree
 HNSW_BUILD_EFFORT = 80      # efConstruction
 HNSW_SEARCH_EFFORT = 64     # efSearch floor (raised to 2k for larger k)
-IVF_PROBES = 48             # inverted lists visited per query
+IVF_PROBES = 48             # inverted lists visited per query, at least ...
+IVF_PROBE_SHARE = 8         # ... and one list in this many (measured at 10⁶: 1/8 gives recall@1 ≈ 0.95)
 IVF_RERANK = 32             # candidates re-ranked exactly per wanted neighbour
 REBUILD_DELETED_SHARE = 0.25
 INDEX_FORMAT = 1
@@ -156,7 +157,7 @@ class FaissIndex:
             sample = space[rng.choice(n, size=min(n, max(64 * lists, 64 * 2 ** bits)), replace=False)]
             faiss.omp_set_num_threads(faiss.omp_get_max_threads())
             index.train(sample)
-            index.nprobe = min(IVF_PROBES, lists)
+            index.nprobe = min(lists, max(IVF_PROBES, lists // IVF_PROBE_SHARE))
         else:
             raise UsageError(f"unknown approximate index {kind!r}; choose hnsw or ivfpq")
         built = cls(kind, metric, index, np.zeros(0, np.int64), vectors if kind == "ivfpq" else None)
@@ -203,7 +204,7 @@ class FaissIndex:
         deleted = len(self.rows) - live
         wanted = k + min(deleted, 4 * k + 16)  # room for deleted rows among the nearest
         if self.kind == "hnsw":
-            self.index.hnsw.efSearch = max(HNSW_SEARCH_EFFORT, 2 * wanted)
+            self.index.hnsw.efSearch = max(HNSW_SEARCH_EFFORT, wanted + wanted // 2)
             scores, ids = self.index.search(space, wanted)
         else:
             scores, ids = self.index.search(space, wanted * IVF_RERANK)

@@ -108,6 +108,7 @@ class Gallery:
     metric: str = "euclidean"
     model_digest: str = ""           # fingerprint of the weights that made the embeddings ("" = unknown)
     _index: SearchIndex | None = field(default=None, init=False, repr=False, compare=False)
+    _glosses_present: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.embeddings = np.ascontiguousarray(self.embeddings, dtype=np.float32)
@@ -128,6 +129,8 @@ class Gallery:
             raise ValueError(f"unknown metric {self.metric!r}; choose from {', '.join(METRICS)}")
         if not np.isfinite(self.embeddings).all():
             raise ValueError("gallery embeddings contain NaN or infinite values")
+        # counted once: per query it would cost a sort of every label (100 ms at 10^6 clips)
+        self._glosses_present = int(np.count_nonzero(np.bincount(self.labels, minlength=1)))
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -244,7 +247,7 @@ class Gallery:
         n_total = len(self)
         if n_total == 0:
             raise ValueError("the gallery is empty")
-        reachable = min(k, len(np.unique(self.labels)))
+        reachable = min(k, self._glosses_present)
         n = min(n_total, max(8 * k, neighbours, 32))
         while True:
             distances, indices = self.index.search(queries, n)

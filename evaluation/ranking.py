@@ -93,6 +93,12 @@ class Ranking:
     labels: np.ndarray        # (Q,) the true gloss of each query
     eligible: np.ndarray      # (Q,) the true gloss had an allowed gallery sample
 
+    @classmethod
+    def concatenate(cls, parts: list[Ranking]) -> Ranking:
+        """The rankings of consecutive query blocks as one (each query is ranked on its own)."""
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in
+                     ("predictions", "distances", "labels", "eligible")))
+
     def hits(self, k: int) -> np.ndarray:
         """``(Q,)`` True where the query's gloss is among its ``k`` first guesses."""
         return (self.predictions[:, :k] == self.labels[:, None]).any(1)

@@ -15,6 +15,11 @@ hits counted by :mod:`evaluation.ranking`):
 Accuracy is reported over the queries a protocol can answer at all (their gloss has at
 least one allowed gallery sample: a gloss signed by one person has no cross-signer
 answer) and, suffixed ``_all``, over every query.
+
+Queries are evaluated in blocks (:mod:`evaluation.blocks`, ``block_size`` queries at a
+time, automatic by default): distances and exclusion masks exist for one block at a time,
+built from the id arrays (:mod:`evaluation.exclusions`), so memory grows with the
+gallery, not with gallery x queries. The figures do not depend on the block size.
 """
 from __future__ import annotations
 
@@ -25,8 +30,12 @@ import numpy as np
 import torch
 
 from datasets.sequences import SequenceSet
-from evaluation.knn import exclusion_mask, map_at_r, masked_centroid_distances, pairwise_distances, silhouette
-from evaluation.ranking import KS, rank_by_nearest, rank_glosses
+from evaluation.blocks import checked_block_size, query_blocks
+from evaluation.exclusions import Exclusions
+from evaluation.knn import ClassSums, average_precision_at_r, masked_centroid_distances, silhouette
+from evaluation.ranking import KS, Ranking, rank_by_nearest, rank_glosses
+
+Mask = Exclusions | torch.Tensor   # a rule built per block, or a full (Q, G) mask on a small set
 
 
 @dataclass
@@ -110,19 +119,33 @@ def per_gloss_table(labels: np.ndarray, predictions: np.ndarray, eligible: np.nd
     return rows, confusion
 
 
-def protocol(name: str, description: str, distances: torch.Tensor, gallery: EmbeddedSet, queries: EmbeddedSet,
-             excluded: torch.Tensor | None, metric: str, ks=KS, details: bool = True) -> ProtocolResult:
-    """kNN (distinct glosses), class-centroid and MAP@R figures for one gallery mask."""
-    c = len(gallery.label_names)
-    knn = rank_by_nearest(distances, gallery.labels, queries.labels, c, excluded, max(ks))
-    centroids = masked_centroid_distances(queries.embeddings, gallery.embeddings, gallery.labels, c, excluded, metric)
-    centroid = rank_glosses(centroids, queries.labels, max(ks))
+def protocol(name: str, description: str, distances: torch.Tensor | None, gallery: EmbeddedSet,
+             queries: EmbeddedSet, excluded: Mask | None, metric: str, ks=KS, details: bool = True, *,
+             block_size: int | None = None) -> ProtocolResult:
+    """kNN (distinct glosses), class-centroid and MAP@R figures for one gallery mask.
+
+    ``distances=None`` computes them block by block (the evaluation's way); a full
+    ``(Q, G)`` matrix is sliced instead.
+    """
+    c, k = len(gallery.label_names), max(ks)
+    sums = ClassSums.of(gallery.embeddings, gallery.labels, c)
+    knn_parts, centroid_parts, precision_parts = [], [], []
+    for block in query_blocks(queries.embeddings, gallery.embeddings, metric, excluded, block_size, distances, c):
+        labels = queries.labels[block.rows]
+        knn_parts.append(rank_by_nearest(block.distances, gallery.labels, labels, c, block.excluded, k))
+        centroids = masked_centroid_distances(queries.embeddings[block.rows], gallery.embeddings, gallery.labels, c,
+                                              block.excluded, metric, sums)
+        centroid_parts.append(rank_glosses(centroids, labels, k))
+        if details:
+            precision_parts.append(average_precision_at_r(block.distances, labels, gallery.labels, block.excluded)[0])
+    knn, centroid = Ranking.concatenate(knn_parts), Ranking.concatenate(centroid_parts)
     centroid.eligible = knn.eligible    # the same queries: a centroid exists iff an allowed sample does
     metrics = {"queries": len(queries), "answerable_queries": int(knn.eligible.sum()),
                **knn.accuracy(ks, "knn"), **centroid.accuracy(ks, "centroid")}
     result = ProtocolResult(name, description, metrics, predictions=knn.predictions, eligible=knn.eligible)
     if details:
-        metrics["map_at_r"] = map_at_r(distances, queries.labels, gallery.labels, excluded)
+        precision = torch.cat(precision_parts)
+        metrics["map_at_r"] = float(precision.mean()) if len(precision) else float("nan")
         result.per_gloss, result.confusion = per_gloss_table(queries.labels, knn.predictions, knn.eligible,
                                                              gallery.label_names, ks)
     return result
@@ -138,10 +161,23 @@ def enrolment_draw(labels: np.ndarray, shots: int, rng: np.random.Generator) -> 
     return np.sort(grouped[rank < shots])
 
 
-def few_shot(distances: torch.Tensor, gallery: EmbeddedSet, queries: EmbeddedSet, base: torch.Tensor | None,
-             same: bool, shots: int, draws: int, seed: int, metric: str, ks=KS, cross_signer: torch.Tensor | None = None
-             ) -> list[ProtocolResult]:
-    """``shots`` enrolled samples per gloss, averaged over ``draws`` seeded draws (mean and std)."""
+def _restricted(mask: Mask | None, rows: np.ndarray, columns: np.ndarray) -> Mask | None:
+    """The exclusions between the queries ``rows`` and the gallery samples ``columns``."""
+    if mask is None:
+        return None
+    if isinstance(mask, Exclusions):
+        return mask.subset(rows, columns)
+    return mask[torch.as_tensor(rows)][:, torch.as_tensor(columns)]
+
+
+def few_shot(distances: torch.Tensor | None, gallery: EmbeddedSet, queries: EmbeddedSet, base: Mask | None,
+             same: bool, shots: int, draws: int, seed: int, metric: str, ks=KS, cross_signer: Mask | None = None,
+             *, block_size: int | None = None) -> list[ProtocolResult]:
+    """``shots`` enrolled samples per gloss, averaged over ``draws`` seeded draws (mean and std).
+
+    Each draw evaluates its queries against the enrolled subset only, block by block
+    (``distances=None``) or by slicing a full matrix.
+    """
     masks = {"": base}
     if cross_signer is not None:
         masks["_cross_signer"] = cross_signer
@@ -150,10 +186,10 @@ def few_shot(distances: torch.Tensor, gallery: EmbeddedSet, queries: EmbeddedSet
         chosen = enrolment_draw(gallery.labels, shots, np.random.default_rng([seed, shots, draw]))
         rows = np.setdiff1d(np.arange(len(queries)), chosen) if same else np.arange(len(queries))
         enrolled, asked = gallery.subset(chosen), queries.subset(rows)
-        sub = distances[torch.as_tensor(rows)][:, torch.as_tensor(chosen)]
+        sub = None if distances is None else distances[torch.as_tensor(rows)][:, torch.as_tensor(chosen)]
         for suffix, mask in masks.items():
-            sub_mask = None if mask is None else mask[torch.as_tensor(rows)][:, torch.as_tensor(chosen)]
-            runs[suffix].append(protocol("", "", sub, enrolled, asked, sub_mask, metric, ks, details=False).metrics)
+            runs[suffix].append(protocol("", "", sub, enrolled, asked, _restricted(mask, rows, chosen), metric, ks,
+                                         details=False, block_size=block_size).metrics)
     results = []
     for suffix, metrics in runs.items():
         summary = {"shots": shots, "draws": draws, "seed": seed}
@@ -181,21 +217,32 @@ class EvaluationResult:
         return {"protocols": {name: p.to_json() for name, p in self.protocols.items()}, "silhouette": self.silhouette}
 
 
-def exclusion_masks(gallery: EmbeddedSet, queries: EmbeddedSet, same: bool
-                    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(standard, cross-signer) masks: True = the query may not use that gallery sample."""
+def exclusion_rules(gallery: EmbeddedSet, queries: EmbeddedSet, same: bool
+                    ) -> tuple[Exclusions | None, Exclusions | None]:
+    """(standard, cross-signer) exclusions as id rules: a query may not use a sample that shares
+    its row (same set), its video (same set, every video id known) or, cross-signer, its signer."""
     base = None
     if same:
-        base = torch.eye(len(queries), dtype=torch.bool)
+        rows = np.arange(len(queries))
+        groups = [(rows, rows)]
         q_ids, g_ids = np.asarray(queries.video_ids), np.asarray(gallery.video_ids)
         if (q_ids != "").all() and (g_ids != "").all():
-            base |= exclusion_mask(q_ids, g_ids)
+            groups.append((q_ids, g_ids))
+        base = Exclusions.of(*groups)
     cross = None
     signers = set(np.asarray(gallery.signer_ids)) | set(np.asarray(queries.signer_ids))
     if gallery.signers_known and queries.signers_known and len(signers) > 1:
-        cross = exclusion_mask(queries.signer_ids, gallery.signer_ids)
-        cross = cross | base if base is not None else cross
+        cross = Exclusions.of((queries.signer_ids, gallery.signer_ids)) | base
     return base, cross
+
+
+def exclusion_masks(gallery: EmbeddedSet, queries: EmbeddedSet, same: bool
+                    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(standard, cross-signer) full ``(Q, G)`` masks, True = the query may not use that gallery sample.
+
+    For small sets and tests; the evaluation keeps :func:`exclusion_rules` and builds masks per block.
+    """
+    return tuple(None if rule is None else rule.dense() for rule in exclusion_rules(gallery, queries, same))
 
 
 STANDARD_ALL = "every gallery sample"
@@ -203,31 +250,36 @@ STANDARD_SAME = "every gallery sample except the query itself (same set)"
 CROSS_SIGNER = "only other signers' samples (leave-one-signer-out)"
 
 
-def _prepared(gallery: EmbeddedSet, queries: EmbeddedSet | None, metric: str):
-    """The common start of every evaluation: one vocabulary, one distance matrix, the protocol masks."""
+def _prepared(gallery: EmbeddedSet, queries: EmbeddedSet | None):
+    """The common start of every evaluation: one vocabulary and the protocols' exclusion rules."""
     same = queries is None
     if same:
         queries = gallery
     else:
         gallery, queries = align(gallery, queries)
-    distances = pairwise_distances(queries.embeddings, gallery.embeddings, metric)  # (Q, G)
-    base, cross = exclusion_masks(gallery, queries, same)
-    return gallery, queries, same, distances, base, cross
+    base, cross = exclusion_rules(gallery, queries, same)
+    return gallery, queries, same, base, cross
 
 
 def evaluate_embeddings(gallery: EmbeddedSet, queries: EmbeddedSet | None = None, *, metric: str = "euclidean",
                         ks=KS, shots: Sequence[int] = (), draws: int = 5, seed: int = 0,
-                        model: str = "model") -> EvaluationResult:
-    """Every protocol for one model. ``queries=None`` means the gallery is also the query set."""
-    gallery, queries, same, distances, base, cross = _prepared(gallery, queries, metric)
+                        model: str = "model", block_size: int | None = None) -> EvaluationResult:
+    """Every protocol for one model. ``queries=None`` means the gallery is also the query set.
+
+    ``block_size`` queries are evaluated at a time (``None``: as many as keep a block's
+    work near :data:`evaluation.blocks.DEFAULT_BLOCK_BYTES`); it changes memory, not figures.
+    """
+    block_size = checked_block_size(block_size)
+    gallery, queries, same, base, cross = _prepared(gallery, queries)
     protocols = {}
-    protocols["standard"] = protocol("standard", STANDARD_SAME if same else STANDARD_ALL, distances, gallery,
-                                     queries, base, metric, ks)
+    protocols["standard"] = protocol("standard", STANDARD_SAME if same else STANDARD_ALL, None, gallery,
+                                     queries, base, metric, ks, block_size=block_size)
     if cross is not None:
-        protocols["cross_signer"] = protocol("cross_signer", CROSS_SIGNER, distances, gallery, queries, cross,
-                                             metric, ks)
+        protocols["cross_signer"] = protocol("cross_signer", CROSS_SIGNER, None, gallery, queries, cross,
+                                             metric, ks, block_size=block_size)
     for k in shots:
-        for result in few_shot(distances, gallery, queries, base, same, int(k), draws, seed, metric, ks, cross):
+        for result in few_shot(None, gallery, queries, base, same, int(k), draws, seed, metric, ks, cross,
+                               block_size=block_size):
             protocols[result.name] = result
     scores = {"queries": silhouette(queries.embeddings, queries.labels, metric)}
     if not same:
@@ -236,21 +288,27 @@ def evaluate_embeddings(gallery: EmbeddedSet, queries: EmbeddedSet | None = None
 
 
 def knn_figures(gallery: EmbeddedSet, queries: EmbeddedSet | None = None, *, metric: str = "euclidean",
-                ks=KS) -> dict[str, dict]:
+                ks=KS, block_size: int | None = None) -> dict[str, dict]:
     """The kNN figures of :func:`evaluate_embeddings`'s ``standard`` and ``cross_signer`` protocols only.
 
     Same vocabulary, distances, masks and ranking as the full evaluation, hence the same
     numbers, without the centroid, MAP@R and per-gloss work: training logs these every
     evaluation epoch. ``{"standard": {...}, "cross_signer": {...}}``, the latter only when
     :func:`evaluate_embeddings` would report it; each holds ``queries``,
-    ``answerable_queries``, ``knn_top{k}`` and ``knn_top{k}_all``.
+    ``answerable_queries``, ``knn_top{k}`` and ``knn_top{k}_all``. Evaluated in query
+    blocks like :func:`evaluate_embeddings` (same ``block_size`` rule).
     """
-    gallery, queries, _, distances, base, cross = _prepared(gallery, queries, metric)
+    block_size = checked_block_size(block_size)
+    gallery, queries, _, base, cross = _prepared(gallery, queries)
+    c = len(gallery.label_names)
     figures = {}
     for name, excluded in (("standard", base), ("cross_signer", cross)):
         if name == "cross_signer" and cross is None:
             continue
-        knn = rank_by_nearest(distances, gallery.labels, queries.labels, len(gallery.label_names), excluded, max(ks))
+        knn = Ranking.concatenate([
+            rank_by_nearest(block.distances, gallery.labels, queries.labels[block.rows], c, block.excluded, max(ks))
+            for block in query_blocks(queries.embeddings, gallery.embeddings, metric, excluded, block_size,
+                                      num_glosses=c)])
         figures[name] = {"queries": len(queries), "answerable_queries": int(knn.eligible.sum()),
                          **knn.accuracy(ks, "knn")}
     return figures

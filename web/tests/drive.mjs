@@ -19,6 +19,8 @@
 //   {"op": "delete", "gloss": G, "what": "clip"|"gloss", "index": 0}   a delete button of G's index-th row
 //   {"op": "export", "out": PATH}                   "Export my signs": the downloaded file saved to PATH
 //   {"op": "import", "file": PATH}                  a file through "Import signs"
+//   {"op": "restamp", "model_digest": D}            mark every stored own sign as made by model D (then "reload")
+//   {"op": "reembed"}                               "Re-embed the signs of another model"
 //   {"op": "bench", "frames": 100, "runs": 50, "warmup": 10, "opt": "all", "model": "x.onnx", "static": false}
 //        warm inference latency (threads: the page's ?threads=N), plus normalise and top-k times
 // Every request the browser makes is recorded; any to a host other than the page's is
@@ -194,6 +196,24 @@ try {
     } else if (step.op === "import") {
       const before = await ops();
       await page.setInputFiles("#own-import", step.file);
+      await waitOp(before);
+      output.results.push(await ownShown());
+    } else if (step.op === "restamp") {
+      await page.evaluate((digest) => new Promise((resolve, reject) => {
+        const open = indexedDB.open("spoter-personal-dictionary");
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const tx = open.result.transaction("signs", "readwrite");
+          const store = tx.objectStore("signs");
+          store.getAll().onsuccess = (event) => event.target.result.forEach((e) => store.put({ ...e, model_digest: digest }));
+          tx.oncomplete = () => { open.result.close(); resolve(); };
+          tx.onerror = () => reject(tx.error);
+        };
+      }), step.model_digest);
+      output.results.push({});
+    } else if (step.op === "reembed") {
+      const before = await ops();
+      await page.click("#own-reembed");
       await waitOp(before);
       output.results.push(await ownShown());
     } else if (step.op === "bench") {

@@ -9,6 +9,7 @@ from typing import Sequence
 from datasets import cache as dataset_cache
 from datasets import formats
 from datasets.errors import DataError, UsageError
+from datasets import personal_dictionary
 from datasets.landmark_folder import IndexEntry, landmark_file, read_index, read_landmark_folder
 from datasets.sequences import SequenceSet
 from datasets.spoter_csv import read_spoter_csv
@@ -29,7 +30,8 @@ def load_sequence_set(
     progress: bool = False,
     skipped: list[tuple[str, str]] | None = None,
 ) -> SequenceSet:
-    """Load a SPOTER CSV file or a landmark folder (one file per clip, any format, plus an index).
+    """Load a SPOTER CSV file, a landmark folder (one file per clip, any format, plus an index)
+    or a personal dictionary ``.json`` exported by the web demo (:mod:`datasets.personal_dictionary`).
 
     A folder's index defaults to ``index.json`` then ``index.csv`` inside it; its files
     may sit in the folder itself or in ``landmarks/``. ``split`` keeps one split;
@@ -50,11 +52,13 @@ def load_sequence_set(
         raise UsageError(f"{source}: index= applies to landmark folders, not to a file")
     elif source.suffix.lower() == ".csv":
         dataset = _load_csv(source, use_cache, cache_dir)
+    elif personal_dictionary.looks_like_dictionary(source):  # exported by the web demo: small, never cached
+        dataset = personal_dictionary.load_dictionary_sequences(source)
     elif not source.exists():
         raise DataError(f"{source}: not found")
     else:
-        raise DataError(f"{source}: expected a SPOTER .csv file or a folder of landmark files "
-                        f"({', '.join(formats.FILE_SUFFIXES)}) with an index")
+        raise DataError(f"{source}: expected a SPOTER .csv file, a personal dictionary .json (web demo export) "
+                        f"or a folder of landmark files ({', '.join(formats.FILE_SUFFIXES)}) with an index")
 
     if split is not None:
         present = sorted(set(dataset.splits.tolist()) - {""})

@@ -12,7 +12,7 @@ import numpy as np
 
 from datasets.atomic import atomic_write
 from datasets.errors import DataError, UsageError
-from evaluation.gallery import Gallery, compare_with_exact
+from evaluation.gallery import Gallery, compare_with_exact, load_galleries
 from evaluation.inference import VideoReader, expand_inputs, load_embedder, read_input, untrained_twin
 from evaluation.report import EmbeddedSet, evaluate_embeddings, format_per_gloss, format_table
 from evaluation.search import AUTO_EXACT_BELOW, INDEX_KINDS, choose_kind, recall_at
@@ -28,9 +28,10 @@ def evaluate_parser() -> argparse.ArgumentParser:
                     "class-centroid accuracy, cross-signer and few-shot protocols, MAP@R, silhouette and "
                     "per-gloss accuracy, beside the same architecture with untrained weights.")
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by train.py (.pth)")
-    parser.add_argument("--gallery", required=True, help="SPOTER CSV or landmark folder (index.json/index.csv)")
-    parser.add_argument("--queries", help="SPOTER CSV or landmark folder; default: the gallery itself, where "
-                                          "each query leaves itself out")
+    parser.add_argument("--gallery", required=True, help="SPOTER CSV, landmark folder (index.json/index.csv) or "
+                                                         "personal dictionary .json exported by the web demo")
+    parser.add_argument("--queries", help="SPOTER CSV, landmark folder or personal dictionary .json; default: the "
+                                          "gallery itself, where each query leaves itself out")
     parser.add_argument("--gallery-split", help="keep one split of the gallery (e.g. train)")
     parser.add_argument("--queries-split", help="keep one split of the queries (e.g. test)")
     parser.add_argument("--gallery-index", help="index file for a gallery landmark folder (default: its own)")
@@ -228,12 +229,15 @@ def predict_parser() -> argparse.ArgumentParser:
         prog="predict.py",
         description="Recognise signs: embed each input with a checkpoint and print the nearest glosses of a "
                     "gallery (made by evaluate.py --save-gallery), with distances.")
-    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",  # checked by parse_predict_args
                         help="video file (landmarks extracted with MediaPipe), landmark file ((frames, 150) "
                              ".npy, .pose, Kaggle ISLR .parquet, MMPose .json), OpenPose JSON folder, or a "
                              "folder of them")
     parser.add_argument("--checkpoint", required=True, help="checkpoint the gallery was built with")
-    parser.add_argument("--gallery", required=True, help="gallery .npz from evaluate.py --save-gallery")
+    parser.add_argument("--gallery", required=True, nargs="+", action="extend", metavar="GALLERY",
+                        help="gallery .npz from evaluate.py --save-gallery and/or personal dictionary .json "
+                             "exported by the web demo; several files are merged into one gallery (same model, "
+                             "metric and dimension)")
     parser.add_argument("--top-k", type=int, default=5, help="glosses shown per input")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.add_argument("--allow-model-mismatch", action="store_true",
@@ -273,16 +277,18 @@ def frame_size(text: str) -> tuple[int, int]:
 
 
 def _prediction_gallery(args, embedder) -> tuple[Gallery, str]:
-    """The gallery of ``--gallery``, checked against the model, searching with ``--index``."""
-    gallery = Gallery.load(args.gallery)
+    """The gallery of ``--gallery`` (several files are merged), checked against the model, searching with ``--index``."""
+    files = [args.gallery] if isinstance(args.gallery, (str, Path)) else list(args.gallery)
+    gallery = load_galleries(files)
+    source = " + ".join(map(str, files))
     if gallery.dim != embedder.embedding_dim:
-        raise DataError(f"{args.gallery}: gallery embeddings have {gallery.dim} dimensions but {args.checkpoint} "
+        raise DataError(f"{source}: gallery embeddings have {gallery.dim} dimensions but {args.checkpoint} "
                         f"makes {embedder.embedding_dim}; build the gallery with this checkpoint")
     if gallery.model_digest and gallery.model_digest != embedder.digest and not args.allow_model_mismatch:
-        raise DataError(f"{args.gallery} was built with other weights (model {gallery.model_digest}) than "
+        raise DataError(f"{source} was built with other weights (model {gallery.model_digest}) than "
                         f"{args.checkpoint} ({embedder.digest}); rebuild it with evaluate.py --save-gallery "
                         f"or pass --allow-model-mismatch")
-    kind = gallery.use_index(getattr(args, "index", "auto"), saved_beside=args.gallery,
+    kind = gallery.use_index(getattr(args, "index", "auto"), saved_beside=files[0] if len(files) == 1 else None,
                              progress=sys.stderr.isatty(), rebuild=getattr(args, "rebuild_index", False))
     return gallery, kind
 
@@ -338,8 +344,11 @@ def index_recall(gallery: Gallery, queries: np.ndarray, neighbours: int = 5) -> 
 
 def run_dictionary_change(args) -> str:
     """``--enrol GLOSS`` or ``--remove-gloss``: change the saved gallery (and its index) in place."""
+    if len(args.gallery) != 1 or Path(args.gallery[0]).suffix.lower() != ".npz":
+        raise UsageError("--enrol/--remove-gloss change one .npz gallery: give exactly one --gallery FILE.npz")
     embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=_device(args.device))
     gallery, kind = _prediction_gallery(args, embedder)
+    args.gallery = args.gallery[0]
     if args.remove_gloss:
         if args.inputs:
             raise UsageError("--remove-gloss takes no INPUT")
@@ -364,8 +373,33 @@ def run_dictionary_change(args) -> str:
             f"{len(larger.label_names)} glosses ({kind} index{', appended' if kind != 'exact' else ''})")
 
 
+def _is_gallery_file(path: str) -> bool:
+    from datasets.personal_dictionary import looks_like_dictionary
+    return Path(path).suffix.lower() == ".npz" or looks_like_dictionary(path)
+
+
+def parse_predict_args(argv=None) -> argparse.Namespace:
+    """Parse predict.py's arguments; ``--gallery A.npz B.json clip.npy`` keeps ``clip.npy`` an input.
+
+    ``--gallery`` takes several files, and argparse would swallow the inputs that follow
+    it. Its leading gallery files (``.npz``, personal dictionary ``.json``) stay galleries;
+    the first item always does (so a wrong name is reported as a gallery), the rest are
+    inputs, in command-line order.
+    """
+    parser = predict_parser()
+    args = parser.parse_args(argv)
+    keep = 1
+    while keep < len(args.gallery) and _is_gallery_file(args.gallery[keep]):
+        keep += 1
+    args.inputs = args.gallery[keep:] + args.inputs
+    args.gallery = args.gallery[:keep]
+    if not args.inputs and not args.remove_gloss:
+        parser.error("the following arguments are required: INPUT")
+    return args
+
+
 def predict_main(argv=None) -> int:
-    args = predict_parser().parse_args(argv)
+    args = parse_predict_args(argv)
     if args.enrol or args.remove_gloss:
         if args.enrol and args.remove_gloss:
             raise UsageError("--enrol and --remove-gloss are separate changes: give one")
@@ -373,7 +407,8 @@ def predict_main(argv=None) -> int:
         return 0
     outcomes, status = run_prediction(args)
     if args.json:
-        json.dump({"checkpoint": args.checkpoint, "gallery": args.gallery, "predictions": outcomes}, sys.stdout,
+        gallery = args.gallery[0] if len(args.gallery) == 1 else args.gallery
+        json.dump({"checkpoint": args.checkpoint, "gallery": gallery, "predictions": outcomes}, sys.stdout,
                   indent=1)
         sys.stdout.write("\n")
     for outcome in outcomes:

@@ -282,7 +282,10 @@ class Gallery:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Gallery:
+        """An ``.npz`` saved by :meth:`save`, or a personal dictionary ``.json`` exported by the web demo."""
         path = Path(path)
+        if path.suffix.lower() == ".json":
+            return load_personal_dictionary(path)
         try:
             with path.open("rb") as handle:
                 magic = handle.read(4)
@@ -368,3 +371,53 @@ def compare_with_exact(embeddings: np.ndarray, labels: np.ndarray, queries: np.n
     from evaluation.search import recall_at
     out.update(recall_at(lists[kind], lists["exact"], ks))
     return out
+
+
+# ------------------------------------------------------------ several gallery files
+def load_personal_dictionary(path: str | os.PathLike) -> Gallery:
+    """The embeddings of a web demo export (:mod:`datasets.personal_dictionary`) as a gallery."""
+    from datasets.personal_dictionary import read_dictionary
+    own = read_dictionary(path)
+    try:
+        return Gallery(own.embeddings, own.labels(), own.label_names(), own.video_ids, own.signer_ids,
+                       own.metric, own.model_digest)
+    except ValueError as error:
+        raise DataError(f"{path}: invalid personal dictionary ({error})") from None
+
+
+def merge_galleries(galleries: Sequence[Gallery], sources: Sequence[str]) -> Gallery:
+    """One gallery from several (e.g. a built-in ``.npz`` plus a personal dictionary ``.json``).
+
+    Embeddings are only comparable when one model made them with one distance, so the
+    files must agree on dimension, metric and model digest (an unknown digest, ``""``,
+    agrees with any). Glosses are merged by name: a gloss in two files is one gloss, its
+    distance that of its nearest clip in either, exactly as the web page ranks its
+    built-in and own signs together.
+    """
+    first, first_source = galleries[0], sources[0]
+    digest = first.model_digest
+    digest_source = first_source
+    for gallery, source in zip(galleries[1:], sources[1:]):
+        if gallery.dim != first.dim:
+            raise DataError(f"{source}: gallery embeddings have {gallery.dim} dimensions but {first_source} has "
+                            f"{first.dim}; galleries of different models cannot be merged")
+        if gallery.metric != first.metric:
+            raise DataError(f"{source}: gallery uses {gallery.metric} distance but {first_source} uses {first.metric}; "
+                            f"galleries with different distances cannot be merged")
+        if gallery.model_digest and digest and gallery.model_digest != digest:
+            raise DataError(f"{source}: gallery was built with model {gallery.model_digest} but {digest_source} with "
+                            f"model {digest}; galleries of different models cannot be merged")
+        digest, digest_source = digest or gallery.model_digest, digest_source if digest else source
+    merged = first
+    for gallery in galleries[1:]:
+        merged = merged.extend(gallery.embeddings, [gallery.label_names[i] for i in gallery.labels],
+                               gallery.video_ids, gallery.signer_ids)
+    if merged is not first:
+        merged.model_digest = digest
+    return merged
+
+
+def load_galleries(paths: Sequence[str | os.PathLike]) -> Gallery:
+    """:meth:`Gallery.load` each file and :func:`merge_galleries` them (one file: that gallery)."""
+    paths = [str(p) for p in paths]
+    return merge_galleries([Gallery.load(p) for p in paths], paths)

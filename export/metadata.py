@@ -41,6 +41,11 @@ def _versions() -> dict:
     return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
+def _state_digest(state_dict: dict) -> str:
+    from evaluation.inference import state_digest
+    return state_digest(state_dict)
+
+
 def io_spec(vector_length: int, frames: int | str = "frames", batch: int | str = "batch") -> dict:
     """Input/output names, dtypes and shapes (a string = dynamic axis)."""
     return {
@@ -74,6 +79,9 @@ def build_model_json(source, opset: int = MIN_OPSET, files: dict | None = None,
         "files": {"onnx": ONNX_FILE, **(files or {})},
         "source_checkpoint": {"file": source.path.name, "sha256": source.sha256,
                               "epoch": source.checkpoint.get("epoch")},
+        # The weights' fingerprint as galleries record it (evaluation.inference.state_digest), so
+        # embeddings made from this export (web page, personal dictionaries) name their model.
+        "model_digest": _state_digest(source.checkpoint["state_dict"]),
         "model_config": asdict(config),
         "metrics": {k: v for k, v in (source.checkpoint.get("metrics") or {}).items()
                     if isinstance(v, (int, float)) and not isinstance(v, bool)},

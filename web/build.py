@@ -201,6 +201,21 @@ def model_name(meta: dict, model_dir: Path) -> str:
     return model_dir.name
 
 
+def model_digest(meta: dict, gallery: dict) -> str:
+    """The weights' fingerprint (``model.json``'s ``model_digest``, as gallery files record it).
+
+    The page stamps every sign a user enrols with it, so signs of another model are
+    refused rather than mixed. Older exports lack it: the gallery's digest is then the
+    best knowledge, else "" (the page falls back to the ONNX file's sha256).
+    """
+    digest = str(meta.get("model_digest") or "")
+    stored = str(gallery.get("model_digest") or "")
+    if digest and stored and digest != stored:
+        log.warning("the gallery was built with model %s but model.json is model %s: its distances are "
+                    "not meaningful with this model", stored, digest)
+    return digest or stored
+
+
 def synthetic_split(num_classes: int, num_signers: int, gallery_signers: int, seed: int):
     """Built-in synthetic clips: (gallery samples, held-out samples)."""
     from datasets.synthetic import generate_signs
@@ -324,6 +339,8 @@ def build(model_dir: Path, out: Path = DEFAULT_OUT, gallery_npz: Path | None = N
     expected_dim = int(embed(session, [np.zeros((2, layout.NUM_POINTS, layout.NUM_COORDS), np.float32)], names).shape[1])
     if gallery["embeddings"].shape[1] != expected_dim:
         raise DataError(f"gallery embeddings have {gallery['embeddings'].shape[1]} dimensions, the model gives {expected_dim}")
+    digest = model_digest(meta, gallery)
+    gallery.setdefault("model_digest", digest)  # embedded here, with this model
     gallery_info = write_gallery(out, gallery, gallery.get("metric") or metric)
 
     samples = write_samples(out, pick_samples(held_out, gallery["label_names"], num_samples))
@@ -345,7 +362,7 @@ def build(model_dir: Path, out: Path = DEFAULT_OUT, gallery_npz: Path | None = N
     manifest = {
         "model": {
             "file": "model.onnx", "meta": "model.json", "name": model_name(meta, model_dir),
-            "sha256": sha256(out / "model.onnx"), "bytes": (out / "model.onnx").stat().st_size,
+            "sha256": sha256(out / "model.onnx"), "bytes": (out / "model.onnx").stat().st_size, "digest": digest,
             "inputs": io_names, "embedding_dim": expected_dim, "preprocessing": prep, "variants": variants,
             "config": meta.get("model_config") or meta.get("config") or {},
         },

@@ -71,6 +71,9 @@ def resolve_request(root: Path, url_path: str, public: Path | None = None) -> Pa
     base = root
     if public is not None and relative.startswith("public/"):
         base, relative = public, relative[len("public/"):]
+    elif relative.startswith("node_modules/"):
+        # node_modules may be a symlink to a shared install: confine paths to where it really is
+        base, relative = root / "node_modules", relative[len("node_modules/"):]
     candidate = (base / relative).resolve()
     if not candidate.is_relative_to(base.resolve()):
         raise TraversalError(url_path)

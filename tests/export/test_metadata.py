@@ -29,6 +29,12 @@ def test_model_json_describes_the_exported_model(model_json, small_checkpoint, e
     assert model_json["inputs"][1]["dtype"] == "bool"
 
 
+def test_model_json_names_the_weights_as_galleries_do(model_json, small_checkpoint):
+    """The web page stamps own signs with this digest; predict.py compares it with its checkpoint's."""
+    from evaluation.inference import load_embedder
+    assert model_json["model_digest"] == load_embedder(small_checkpoint).digest
+
+
 def test_layout_is_the_core_layout_module(model_json):
     assert model_json["layout"] == json.loads(json.dumps(layout.layout_spec()))
     assert model_json["layout"]["spoter"]["point_names"] == list(layout.POINT_NAMES)

@@ -87,3 +87,11 @@ def test_web_build_embeds_a_landmark_folder_like_the_reference(web_build, export
     long = next(i for i in range(len(seqs)) if len(seqs.sequence(i)) > prep["max_frames"])
     unresampled = web_build.embed(session, [web_build.prepare_points(seqs.sequence(long), {**prep, "max_frames": 0})])
     assert np.abs(unresampled[0] - got[long]).max() > 1e-4
+
+
+def test_web_build_records_the_model_digest(demo_public):
+    """The page stamps own signs with manifest.model.digest: model.json's, which the embedded gallery carries too."""
+    manifest = json.loads((demo_public / "manifest.json").read_text())
+    model = json.loads((demo_public / "model.json").read_text())
+    assert manifest["model"]["digest"] == model["model_digest"] != ""
+    assert json.loads((demo_public / "gallery.json").read_text())["model_digest"] == model["model_digest"]

@@ -12,6 +12,7 @@ import { parsePose, PoseError } from "./pose.js";
 import { LandmarkError, parseLandmarkJson, validateRaw } from "./landmarks.js";
 import { SkeletonPlayer } from "./skeleton.js";
 import { HolisticExtractor } from "./holistic.js";
+import { DictionaryError, PersonalDictionary, modelFingerprint, parseDictionary } from "./dictionary.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -19,6 +20,8 @@ const recognizer = new Recognizer(ort);
 let player = null;
 let extractor = null;
 let busy = false;
+let dictionary = null;
+let lastClip = null; // the last recognised clip: {data, frames, label}, what "Add to my signs" enrols
 
 function showError(message) {
   const box = $("error");
@@ -59,7 +62,7 @@ function describeLoaded() {
   $("model-info").textContent = `${m.model.name}: ${recognizer.modelFile} (${(file.bytes / 1e6).toFixed(1)} MB, `
     + `sha256 ${file.sha256.slice(0, 12)}; `
     + `${size}${m.model.embedding_dim}-d embedding; body normalisation "${m.model.preprocessing.body}")`;
-  $("gallery-info").textContent = `${g.count} clips of ${g.num_glosses} glosses, ${g.metric} distance; ${g.source}`;
+  describeGallery();
   $("runtime-info").textContent = `onnxruntime-web ${ort.env.versions?.web ?? ""} (wasm, SIMD), `
     + `${recognizer.threads} thread${recognizer.threads > 1 ? "s" : ""}`
     + `${crossOriginIsolated ? "" : " (page not cross-origin isolated: single-threaded)"}, `
@@ -72,6 +75,13 @@ function describeLoaded() {
     option.textContent = `${s.gloss} (${s.signer_id}, ${s.frames} frames)`;
     return option;
   }));
+}
+
+function describeGallery() {
+  const g = recognizer.gallery;
+  const own = dictionary ? dictionary.usable() : [];
+  const mine = own.length ? ` + my signs: ${own.length} clips of ${new Set(own.map((e) => e.gloss)).size} glosses` : "";
+  $("gallery-info").textContent = `${g.count} clips of ${g.num_glosses} glosses, ${g.metric} distance; ${g.source}${mine}`;
 }
 
 /** Raw (T, 150) from a landmark file's bytes; throws with a message naming the file. */
@@ -109,15 +119,20 @@ async function recognizeRaw(raw, label) {
     const tr = document.createElement("tr");
     tr.dataset.gloss = r.gloss;
     tr.dataset.distance = String(r.distance);
-    for (const text of [String(i + 1), r.gloss, r.distance.toFixed(4), `${r.video_id} (${r.signer_id})`]) {
+    tr.dataset.own = String(r.own);
+    const clip = r.own ? `${r.video_id} (my signs${r.signer_id ? `, ${r.signer_id}` : ""})` : `${r.video_id} (${r.signer_id})`;
+    for (const text of [String(i + 1), r.gloss, r.distance.toFixed(4), clip]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.appendChild(td);
     }
     tr.children[2].className = "distance";
+    if (r.own) tr.children[1].append(ownMark());
     return tr;
   }));
   $("result").hidden = false;
+  lastClip = { data: raw.data, frames, label };
+  updateEnrolControls();
   $("input-info").textContent = `${label}: ${frames} frames` + (result.frames !== frames ? `, resampled to ${result.frames}` : "");
   $("timing").textContent = `inference ${result.ms.toFixed(1)} ms (${recognizer.threads} thread${recognizer.threads > 1 ? "s" : ""})`;
   $("timing").dataset.ms = String(result.ms);
@@ -129,6 +144,8 @@ async function run(label, produce) {
   if (busy) return;
   busy = true;
   clearError();
+  lastClip = null;
+  updateEnrolControls();
   try {
     const raw = await produce();
     await recognizeRaw(raw, label);
@@ -138,7 +155,195 @@ async function run(label, produce) {
   } finally {
     busy = false;
     $("progress").textContent = "";
+    updateEnrolControls();
     finishRun();
+  }
+}
+
+function ownMark() {
+  const mark = document.createElement("span");
+  mark.className = "own-mark";
+  mark.textContent = "my sign";
+  return mark;
+}
+
+// ------------------------------------------------------------------ my signs
+function finishDictionaryOp() {
+  document.body.dataset.dictionaryOps = String(Number(document.body.dataset.dictionaryOps) + 1);
+}
+
+function say(message, isError = false) {
+  const box = $("own-message");
+  box.textContent = message;
+  box.classList.toggle("error", isError);
+  box.dataset.kind = isError ? "error" : "ok";
+}
+
+function updateEnrolControls() {
+  const ready = Boolean(dictionary) && !busy;
+  $("enrol-gloss").disabled = !dictionary;
+  $("enrol-signer").disabled = !dictionary;
+  $("enrol-add").disabled = !ready || !lastClip || !$("enrol-gloss").value.trim();
+}
+
+function glossCount(entries) {
+  return new Set(entries.map((e) => e.gloss)).size;
+}
+
+/** Re-rank with the current own signs and redraw their list. */
+function refreshOwn() {
+  recognizer.setOwnSigns(dictionary.usable());
+  describeGallery();
+  const body = $("own-list").querySelector("tbody");
+  body.replaceChildren(...dictionary.entries.map((e) => {
+    const tr = document.createElement("tr");
+    const current = e.model_digest === dictionary.fingerprint;
+    tr.dataset.id = String(e.id);
+    tr.dataset.gloss = e.gloss;
+    tr.dataset.stale = String(!current);
+    if (!current) tr.className = "stale";
+    const model = current ? "this model" : `other model (${e.model_digest || "unknown"}): not used`;
+    for (const text of [e.gloss, e.video_id, String(e.frames), (e.added || "").slice(0, 16).replace("T", " "), model]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.appendChild(td);
+    }
+    const actions = document.createElement("td");
+    for (const [what, title] of [["clip", "this clip"], ["gloss", `every clip of "${e.gloss}"`]]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.delete = what;
+      button.textContent = what;
+      button.title = `delete ${title}`;
+      actions.appendChild(button);
+    }
+    tr.appendChild(actions);
+    return tr;
+  }));
+  $("own-list").hidden = dictionary.entries.length === 0;
+  $("own-export").disabled = dictionary.usable().length === 0;
+  $("own-reembed").hidden = dictionary.stale().length === 0;
+  $("own-storage").textContent = dictionary.persistent
+    ? `kept in this browser (IndexedDB "spoter-personal-dictionary", this site only); model ${dictionary.fingerprint}`
+    : "this browser offers no IndexedDB here: your signs are kept for this visit only (export them to keep them)";
+  updateEnrolControls();
+}
+
+async function dictionaryOp(action) {
+  try {
+    await action();
+  } catch (err) {
+    console.error(err);
+    say(err.message || String(err), true);
+  } finally {
+    refreshOwn();
+    finishDictionaryOp();
+  }
+}
+
+function clipName(label) {
+  const base = label.replace(/^sample "[^"]*" \((.*)\)$/, "sample-$1").replace(/\.[a-z0-9]+$/i, "")
+    .replace(/[^A-Za-z0-9_.-]+/g, "-").replace(/^-+|-+$/g, "") || "clip";
+  const used = new Set(dictionary.entries.map((e) => e.video_id));
+  if (!used.has(base)) return base;
+  let n = 2;
+  while (used.has(`${base}-${n}`)) n += 1;
+  return `${base}-${n}`;
+}
+
+async function enrolLast() {
+  const gloss = $("enrol-gloss").value.trim();
+  if (!lastClip) throw new Error("Recognise a sign first: the last recognised clip is the one added.");
+  if (!gloss) throw new Error("Type a gloss (the sign's name) first.");
+  const embedding = await recognizer.embedRaw(lastClip.data, lastClip.frames);
+  const entry = await dictionary.add({
+    gloss, video_id: clipName(lastClip.label), signer_id: $("enrol-signer").value.trim(),
+    embedding, landmarks: lastClip.data, frames: lastClip.frames,
+  });
+  const clips = dictionary.usable().filter((e) => e.gloss === gloss).length;
+  say(`Added "${gloss}" (${entry.video_id}, ${entry.frames} frames): ${clips} clip${clips > 1 ? "s" : ""} of it in my signs.`);
+}
+
+function exportOwn() {
+  const doc = dictionary.toJson({ metric: recognizer.gallery.metric, embeddingDim: recognizer.manifest.model.embedding_dim });
+  const blob = new Blob([JSON.stringify(doc)], { type: "application/json" });
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = "personal-dictionary.json";
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  const left = dictionary.stale().length;
+  say(`Exported ${doc.signs.length} clips of ${glossCount(doc.signs)} glosses to personal-dictionary.json`
+    + (left ? ` (${left} clip${left > 1 ? "s" : ""} of another model left out: re-embed them first).` : "."));
+}
+
+async function importOwn(file) {
+  let signs;
+  try {
+    signs = parseDictionary(await file.text(), {
+      fingerprint: dictionary.fingerprint, metric: recognizer.gallery.metric,
+      embeddingDim: recognizer.manifest.model.embedding_dim, rawFeatures: recognizer.layout.rawFeatures,
+    });
+  } catch (err) {
+    if (err instanceof DictionaryError) throw new Error(`Could not import "${file.name}": ${err.message}.`);
+    throw err;
+  }
+  const have = new Set(dictionary.usable().map((e) => `${e.gloss}\u0000${e.video_id}`));
+  let added = 0;
+  for (const sign of signs) {
+    if (have.has(`${sign.gloss}\u0000${sign.video_id}`)) continue;
+    await dictionary.add(sign);
+    added += 1;
+  }
+  const skipped = signs.length - added;
+  say(`Imported ${added} clips of ${glossCount(signs)} glosses from "${file.name}"`
+    + (skipped ? ` (${skipped} already in my signs).` : "."));
+}
+
+function wireDictionary() {
+  $("enrol-gloss").addEventListener("input", updateEnrolControls);
+  $("enrol-add").addEventListener("click", () => dictionaryOp(enrolLast));
+  $("own-export").addEventListener("click", () => dictionaryOp(async () => exportOwn()));
+  $("own-import").addEventListener("change", (event) => {
+    const file = event.target.files[0];
+    if (file) dictionaryOp(() => importOwn(file));
+    event.target.value = "";
+  });
+  $("own-reembed").addEventListener("click", () => dictionaryOp(async () => {
+    const n = await dictionary.reembed((raw, frames) => recognizer.embedRaw(raw, frames));
+    say(`Re-embedded ${n} clip${n > 1 ? "s" : ""} with this model from their landmarks.`);
+  }));
+  $("own-list").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-delete]");
+    if (!button) return;
+    const row = button.closest("tr");
+    dictionaryOp(async () => {
+      if (button.dataset.delete === "gloss") {
+        const n = await dictionary.removeGloss(row.dataset.gloss);
+        say(`Deleted "${row.dataset.gloss}" (${n} clip${n > 1 ? "s" : ""}).`);
+      } else {
+        await dictionary.remove(Number(row.dataset.id));
+        say(`Deleted one clip of "${row.dataset.gloss}".`);
+      }
+    });
+  });
+}
+
+async function openDictionary() {
+  try {
+    dictionary = await new PersonalDictionary(modelFingerprint(recognizer.manifest)).open();
+    $("own-import").disabled = false;
+    const stale = dictionary.stale().length;
+    if (stale) say(`${stale} of my signs were embedded with another model and are not used: re-embed them with this one.`, true);
+    refreshOwn();
+    document.body.dataset.dictionary = "ready";
+  } catch (err) {
+    console.error(err);
+    say(`My signs are unavailable: ${err.message || err}`, true);
+    document.body.dataset.dictionary = "error";
   }
 }
 
@@ -229,6 +434,8 @@ async function main() {
     player = new SkeletonPlayer($("skeleton"), recognizer.layout);
     describeLoaded();
     wire();
+    wireDictionary();
+    await openDictionary();
     setControls(true);
     document.body.dataset.state = "ready";
   } catch (err) {

@@ -4,6 +4,7 @@
 // nearest gallery sample (ties to the lower label), so the k guesses are k different signs.
 
 import { makeLayout, prepareRaw, resampleIndices, takeFrames, normalize, rawToSpoter } from "./landmarks.js";
+import { mergeGallery } from "./dictionary.js";
 
 export const ORT_DIST = "/node_modules/onnxruntime-web/dist/";
 
@@ -96,9 +97,20 @@ export class Recognizer {
     return { embedding, ms };
   }
 
-  /** k nearest glosses: [{label, gloss, distance, video_id, signer_id}] (nearest sample per gloss). */
+  /** Rank the built-in gallery plus these own signs (entries of PersonalDictionary.usable()). */
+  setOwnSigns(entries) {
+    this.searched = mergeGallery(this.gallery, entries);
+  }
+
+  /** The gallery topK searches: the built-in one, merged with the own signs when there are any. */
+  get active() {
+    return this.searched ?? this.gallery;
+  }
+
+  /** k nearest glosses: [{label, gloss, distance, video_id, signer_id, own}] (nearest sample per gloss). */
   topK(embedding, k = this.manifest.top_k || 5) {
-    const { count, dim, embeddings, labels, label_names: names, metric } = this.gallery;
+    const g = this.active;
+    const { count, dim, embeddings, labels, label_names: names, metric } = g;
     const best = new Map(); // label -> [distance, sample index]
     let qn = 0;
     for (let d = 0; d < dim; d++) qn += embedding[d] * embedding[d];
@@ -123,8 +135,14 @@ export class Recognizer {
       .slice(0, k)
       .map(([label, [distance, i]]) => ({
         label, gloss: names[label], distance,
-        video_id: this.gallery.video_ids?.[i] ?? "", signer_id: this.gallery.signer_ids?.[i] ?? "",
+        video_id: g.video_ids?.[i] ?? "", signer_id: g.signer_ids?.[i] ?? "", own: Boolean(g.own?.[i]),
       }));
+  }
+
+  /** The embedding of a raw clip as trained (no frame override): what an enrolled sign keeps. */
+  async embedRaw(raw, frames) {
+    const input = this.prepare(raw, frames, 0);
+    return (await this.embed(input.points, input.frames)).embedding;
   }
 
   /** raw (T, 150) -> {top, ms, points, frames, embedding}. */

@@ -13,6 +13,14 @@
 //   {"op": "sample", "index": N}                    a bundled sample clip
 //   {"op": "video", "file": PATH}                   a video through MediaPipe Holistic
 //   {"op": "camera", "frames": N}                   the (fake) webcam for about N frames
+//   {"op": "enrol", "file": PATH, "gloss": G, "signer": S}   recognise a landmark file, then add it to my signs as G
+//   {"op": "reload"}                                reload the page (my signs must come back from IndexedDB)
+//   {"op": "own"}                                   my signs as listed, and the dictionary message
+//   {"op": "delete", "gloss": G, "what": "clip"|"gloss", "index": 0}   a delete button of G's index-th row
+//   {"op": "export", "out": PATH}                   "Export my signs": the downloaded file saved to PATH
+//   {"op": "import", "file": PATH}                  a file through "Import signs"
+//   {"op": "restamp", "model_digest": D}            mark every stored own sign as made by model D (then "reload")
+//   {"op": "reembed"}                               "Re-embed the signs of another model"
 //   {"op": "bench", "frames": 100, "runs": 50, "warmup": 10, "opt": "all", "model": "x.onnx", "static": false}
 //        warm inference latency (threads: the page's ?threads=N), plus normalise and top-k times
 // Every request the browser makes is recorded; any to a host other than the page's is
@@ -27,6 +35,10 @@ const base = new URL(spec.url);
 const requests = [];
 const foreign = [];
 const consoleErrors = [];
+
+// The page is ready when it has loaded (or failed) and has opened my signs (IndexedDB).
+const waitReadyFirst = (page) => page.waitForFunction(() => document.body.dataset.state !== "loading"
+  && (document.body.dataset.state === "error" || document.body.dataset.dictionary));
 
 const browser = await chromium.launch({
   executablePath: spec.chromium || "/usr/bin/chromium",
@@ -56,7 +68,7 @@ try {
   const url = new URL(base.href);
   if (spec.query) url.search = spec.query;
   await page.goto(url.href);
-  await page.waitForFunction(() => document.body.dataset.state !== "loading");
+  await waitReadyFirst(page);
 
   const runs = () => page.evaluate(() => Number(document.body.dataset.runs));
   const waitRun = (before) => page.waitForFunction((n) => Number(document.body.dataset.runs) > n, before);
@@ -65,11 +77,27 @@ try {
     return {
       error: error.hidden ? null : error.textContent,
       top: document.getElementById("result").hidden ? [] : [...document.querySelectorAll("#result tbody tr")]
-        .map((tr) => ({ gloss: tr.dataset.gloss, distance: Number(tr.dataset.distance) })),
+        .map((tr) => ({ gloss: tr.dataset.gloss, distance: Number(tr.dataset.distance), own: tr.dataset.own === "true" })),
       ms: Number(document.getElementById("timing").dataset.ms ?? NaN),
       input: document.getElementById("input-info").textContent,
     };
   });
+
+  const ops = () => page.evaluate(() => Number(document.body.dataset.dictionaryOps));
+  const waitOp = (before) => page.waitForFunction((n) => Number(document.body.dataset.dictionaryOps) > n, before);
+  const ownShown = () => page.evaluate(() => {
+    const message = document.getElementById("own-message");
+    return {
+      message: message.textContent, kind: message.dataset.kind ?? null,
+      own: [...document.querySelectorAll("#own-list tbody tr")].map((tr) => ({
+        id: Number(tr.dataset.id), gloss: tr.dataset.gloss, stale: tr.dataset.stale === "true",
+        video_id: tr.children[1].textContent, frames: Number(tr.children[2].textContent),
+      })),
+      gallery: document.getElementById("gallery-info").textContent,
+      storage: document.getElementById("own-storage").textContent,
+    };
+  });
+  const waitReady = () => waitReadyFirst(page);
 
   for (const step of spec.steps) {
     if (step.op === "info") {
@@ -136,6 +164,58 @@ try {
       await page.click("#camera-stop");
       await waitRun(before);
       output.results.push(await shown());
+    } else if (step.op === "enrol") {
+      let before = await runs();
+      await page.setInputFiles("#file-input", step.file);
+      await waitRun(before);
+      const recognised = await shown();
+      before = await ops();
+      await page.fill("#enrol-gloss", step.gloss);
+      await page.fill("#enrol-signer", step.signer ?? "");
+      await page.click("#enrol-add");
+      await waitOp(before);
+      output.results.push({ recognised, ...(await ownShown()) });
+    } else if (step.op === "reload") {
+      await page.reload();
+      await waitReady();
+      output.results.push({ state: await page.evaluate(() => document.body.dataset.state), ...(await ownShown()) });
+    } else if (step.op === "own") {
+      output.results.push(await ownShown());
+    } else if (step.op === "delete") {
+      const before = await ops();
+      const rows = page.locator(`#own-list tbody tr[data-gloss="${step.gloss}"]`);
+      await rows.nth(step.index ?? 0).locator(`button[data-delete="${step.what ?? "clip"}"]`).click();
+      await waitOp(before);
+      output.results.push(await ownShown());
+    } else if (step.op === "export") {
+      const before = await ops();
+      const [download] = await Promise.all([page.waitForEvent("download"), page.click("#own-export")]);
+      await waitOp(before);
+      await download.saveAs(step.out);
+      output.results.push({ file: step.out, suggested: download.suggestedFilename(), ...(await ownShown()) });
+    } else if (step.op === "import") {
+      const before = await ops();
+      await page.setInputFiles("#own-import", step.file);
+      await waitOp(before);
+      output.results.push(await ownShown());
+    } else if (step.op === "restamp") {
+      await page.evaluate((digest) => new Promise((resolve, reject) => {
+        const open = indexedDB.open("spoter-personal-dictionary");
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const tx = open.result.transaction("signs", "readwrite");
+          const store = tx.objectStore("signs");
+          store.getAll().onsuccess = (event) => event.target.result.forEach((e) => store.put({ ...e, model_digest: digest }));
+          tx.oncomplete = () => { open.result.close(); resolve(); };
+          tx.onerror = () => reject(tx.error);
+        };
+      }), step.model_digest);
+      output.results.push({});
+    } else if (step.op === "reembed") {
+      const before = await ops();
+      await page.click("#own-reembed");
+      await waitOp(before);
+      output.results.push(await ownShown());
     } else if (step.op === "bench") {
       // Threads are fixed when the wasm runtime starts: set them with the page's ?threads=N.
       output.results.push(await page.evaluate(async (cfg) => {

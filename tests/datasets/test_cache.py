@@ -338,7 +338,7 @@ def test_bad_sources(tmp_path, csv_file):
     with pytest.raises(DataError, match="not found"):
         load_sequence_set(tmp_path / "absent")
     (tmp_path / "x.txt").write_text("")
-    with pytest.raises(DataError, match="expected a SPOTER .csv file or a folder"):
+    with pytest.raises(DataError, match=r"expected a SPOTER \.csv file, a personal dictionary \.json .* or a folder of landmark files"):
         load_sequence_set(tmp_path / "x.txt")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no index.json or index.csv"):

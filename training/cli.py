@@ -25,6 +25,8 @@ HELP = {
                      "the validation signers are known, else val_top1 (val_silhouette = the published choice)",
     "num_classes": "gloss count of the data (0 = read from it); with --classification_model, the number of "
                    "class outputs (at least the data's gloss count)",
+    "ema_decay": "keep an exponential moving average of the weights (e.g. 0.995) and evaluate, select and save "
+                 "it instead of the last step's weights; 0 = off",
     "skip_bad_files": "train on the readable files of a landmark folder, logging the unusable ones (default: "
                       "stop with an error naming the first one)",
 }

@@ -100,6 +100,7 @@ class TrainConfig:
     scheduler_patience: int = 5
     scheduler_warmup: int = 0              # epochs of linear warm-up
     grad_clip: float = 1.0
+    ema_decay: float = 0.0                 # > 0: evaluate, select and save an EMA of the weights (e.g. 0.995); 0 = off
     amp: str = "auto"                      # mixed precision: auto (fp16 on CUDA, off on CPU) | off | bf16 | fp16
     # --- evaluation, checkpoints
     eval_every: int = 1
@@ -181,6 +182,8 @@ class TrainConfig:
                              "(not empty, not absolute, no '..')")
         if not (0 <= self.augmentations_prob <= 1 and 0 <= self.mirror_prob <= 1):
             raise UsageError("--augmentations_prob and --mirror_prob must be between 0 and 1")
+        if not 0 <= self.ema_decay < 1:
+            raise UsageError(f"--ema_decay must be in [0, 1): 0 = off, e.g. 0.995 (got {self.ema_decay})")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"--dropout must be in [0, 1) (got {self.dropout})")
         if not 0 <= self.hard_mining_scheduler_triplets_threshold <= 1:

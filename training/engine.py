@@ -28,6 +28,7 @@ from training.hard_grouping import HardMiningScheduler, group_hard_batches
 from training.losses import CosFaceLoss, SupConLoss, TripletMarginLoss
 from training.miners import BatchAllMiner, BatchHardMiner
 from training.tracking import build_tracker
+from training.weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,8 @@ def prepare_out_dir(out_dir: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def resume_state(path: Path, model, optimizer, plateau, hard_scheduler, best, criterion=None) -> tuple[int, list]:
+def resume_state(path: Path, model, optimizer, plateau, hard_scheduler, best, criterion=None,
+                 average: WeightAverage | None = None) -> tuple[int, list]:
     """Load ``last.pth`` into the training objects and ``best``; returns (next epoch, history).
 
     A checkpoint of another architecture or one without the training state is refused
@@ -124,10 +126,16 @@ def resume_state(path: Path, model, optimizer, plateau, hard_scheduler, best, cr
     state = load_checkpoint(path)
     missing = [k for k in ("optimizer", "scheduler", "hard_scheduler", "torch_rng", "epoch", "best_metric", "history")
                if k not in state]
+    if average is not None and "weight_average" not in state:
+        missing.append("weight_average (the run was trained without --ema_decay)")
     if missing:
         raise DataError(f"{path}: cannot resume from it: no training state ({', '.join(missing)} missing)")
     try:
-        dist_utils.unwrap(model).load_state_dict(state["state_dict"])
+        if average is not None:  # state_dict holds the average; the raw weights are kept beside it
+            average.load_state_dict(state["weight_average"])
+            dist_utils.unwrap(model).load_state_dict(state["trained_state_dict"])
+        else:  # (a run resumed without its EMA continues from the raw weights)
+            dist_utils.unwrap(model).load_state_dict(state.get("trained_state_dict", state["state_dict"]))
         if criterion is not None:
             criterion.load_state_dict(state.get("criterion", {}))
         optimizer.load_state_dict(state["optimizer"])
@@ -221,10 +229,12 @@ class _SubsetView:
 
 
 def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config, hard_scheduler,
-                    amp_dtype: torch.dtype | None = None, mining_hard: bool = False) -> dict:
+                    amp_dtype: torch.dtype | None = None, mining_hard: bool = False,
+                    average: WeightAverage | None = None) -> dict:
     """One pass over ``loader``. ``amp_dtype`` runs the forward pass under autocast (the loss in
     float32); ``mining_hard`` says the batches were regrouped hard, the only time the hard-mining
-    scheduler learns from the share of active triplets."""
+    scheduler learns from the share of active triplets; ``average`` (EMA of the weights) is
+    updated after every optimiser step."""
     model.train()
     totals = {"loss": 0.0, "active": 0.0, "valid": 0.0, "batches": 0, "samples": 0, "correct": 0.0}
     for landmarks, mask, labels in tqdm(loader, desc="train", leave=False, unit="batch", disable=not dist_utils.is_main()):
@@ -243,6 +253,8 @@ def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config,
                                            config.grad_clip)
         scaler.step(optimizer)
         scaler.update()
+        if average is not None:
+            average.update(dist_utils.unwrap(model))
         stats = getattr(criterion, "last_stats", {})
         if stats and mining_hard:
             hard_scheduler.step(stats.get("fraction_active", 0.0))
@@ -372,6 +384,7 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
     criterion = build_criterion(config, len(data.label_names)).to(device)
     dist_utils.broadcast_parameters(criterion)  # the loss's own parameters start equal on every rank
     optimizer = build_optimizer(model, config, criterion)
+    average = WeightAverage(dist_utils.unwrap(model), config.ema_decay) if config.ema_decay > 0 else None
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.scheduler_factor,
                                                          patience=config.scheduler_patience)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
@@ -387,7 +400,7 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
     start_epoch, history = 0, []
     if config.resume and (out_dir / "last.pth").exists():
         start_epoch, history = resume_state(out_dir / "last.pth", model, optimizer, plateau, hard_scheduler, best,
-                                             criterion)
+                                             criterion, average)
         if tracker:
             tracker.restore(history)
         log.info("resumed from %s at epoch %d", out_dir / "last.pth", start_epoch)
@@ -407,7 +420,8 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
         batches = dist_utils.shard(epoch_batches(config, train_set, dist_utils.unwrap(model), epoch, device, hard_scheduler))
         loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collate, num_workers=config.num_workers)
         metrics = {"epoch": epoch, **train_one_epoch(model, criterion, optimizer, loader, device, scaler, config,
-                                                     hard_scheduler, amp_dtype, mining_hard(config, epoch))}
+                                                     hard_scheduler, amp_dtype, mining_hard(config, epoch),
+                                                     average)}
         metrics["lr"] = optimizer.param_groups[0]["lr"]
         metrics["hard_threshold"] = hard_scheduler.threshold
         metrics["train_seconds"] = time.perf_counter() - started
@@ -418,7 +432,8 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
         val_embeddings = None
         if dist_utils.is_main() and (last_epoch or (config.eval_every > 0 and (epoch + 1) % config.eval_every == 0)):
             evaluation_started = time.perf_counter()
-            metrics.update(evaluate_epoch(model, data, train_eval, val_eval, device, config))
+            evaluated = average.model if average is not None else model  # the model best.pth will hold
+            metrics.update(evaluate_epoch(evaluated, data, train_eval, val_eval, device, config))
             val_embeddings = metrics.pop("_val_embeddings", None)
             metrics["eval_seconds"] = time.perf_counter() - evaluation_started
         metrics["epoch_seconds"] = time.perf_counter() - started
@@ -434,7 +449,7 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
             _plot_embeddings(val_embeddings, data, out_dir, epoch, tracker)
         improved = best.offer(epoch, metrics)
         payload = checkpoint_payload(model, config, model_config, data, metrics, history, epoch, best,
-                                     optimizer, plateau, hard_scheduler, criterion)
+                                     optimizer, plateau, hard_scheduler, criterion, average)
         if improved:
             save_checkpoint(out_dir / "best.pth", payload)
         if config.save_checkpoints_every > 0 and (epoch + 1) % config.save_checkpoints_every == 0:
@@ -452,11 +467,16 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
 
 
 def checkpoint_payload(model, config, model_config, data, metrics, history, epoch, best: BestCheckpoint,
-                       optimizer, plateau, hard_scheduler, criterion=None) -> dict:
+                       optimizer, plateau, hard_scheduler, criterion=None, average: WeightAverage | None = None) -> dict:
     """What ``best.pth``/``last.pth`` hold: the model (state, configs, vocabulary, clip preparation),
-    the epoch's metrics and which epoch/metric chose ``best.pth``, and the state to resume from."""
+    the epoch's metrics and which epoch/metric chose ``best.pth``, and the state to resume from.
+
+    With an EMA of the weights, ``state_dict`` is the average (what was evaluated and what
+    evaluation and export load); the raw weights go to ``trained_state_dict`` for resuming."""
+    trained = dist_utils.unwrap(model).state_dict()
+    extra = {"trained_state_dict": trained, "weight_average": average.state_dict()} if average is not None else {}
     return {
-        "state_dict": dist_utils.unwrap(model).state_dict(), "config": config.to_dict(),
+        "state_dict": average.model.state_dict() if average is not None else trained, "config": config.to_dict(),
         "model_config": {**model_config.__dict__}, "label_names": list(data.label_names),
         "normalization": config.preprocessing(),
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
@@ -464,7 +484,7 @@ def checkpoint_payload(model, config, model_config, data, metrics, history, epoc
         "history": history, "epoch": epoch, "best_metric": best.value,
         "optimizer": optimizer.state_dict(), "scheduler": plateau.state_dict(),
         "hard_scheduler": hard_scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-        "criterion": criterion.state_dict() if criterion is not None else {},
+        "criterion": criterion.state_dict() if criterion is not None else {}, **extra,
     }
 
 

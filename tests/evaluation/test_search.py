@@ -7,7 +7,7 @@ import pytest
 
 from datasets.errors import DataError
 from evaluation.gallery import Gallery
-from evaluation.search import ExactIndex, FaissIndex, choose_kind, index_path, recall_at
+from evaluation.search import HNSW_SEARCH_EFFORT, ExactIndex, FaissIndex, choose_kind, index_path, recall_at
 
 pytest.importorskip("faiss")
 
@@ -37,6 +37,25 @@ def test_approximate_search_finds_the_exact_neighbours_at_exact_distances(kind, 
     same = i[:, 0] == exact_i[:, 0]
     np.testing.assert_allclose(d[same, 0], exact_d[same, 0], atol=1e-4)   # the model's own distances
     assert (np.diff(d, axis=1) >= -1e-6).all()                           # nearest first
+
+
+def test_live_count_and_search_effort_follow_enrolment_removal_and_k():
+    x, _, _ = clustered(2000, 100)
+    index = FaissIndex.build(x, "hnsw", "euclidean")
+    assert len(index) == 2000 and index.search_effort == HNSW_SEARCH_EFFORT
+    index.add(x[:10] + 0.01, first_row=2000)
+    assert len(index) == 2010
+    index.keep_rows(np.arange(0, 2010, 2))                     # every other row removed: marked, not dropped
+    assert len(index) == 1005 and index.index.ntotal == 2010 and index.deleted_share == pytest.approx(0.5)
+    _, rows = index.search(x[:3], 5)
+    assert index.index.hnsw.efSearch == HNSW_SEARCH_EFFORT and ((rows >= 0) & (rows < 1005)).all()
+    index.search(x[:3], 200)                                    # efSearch grows with k and the deleted rows
+    wanted = 200 + min(1005, 4 * 200 + 16)
+    assert index.index.hnsw.efSearch == wanted + wanted // 2
+    index.search_effort = 16                                    # a lower floor, as the benchmark sweeps it
+    index.search(x[:3], 5)
+    wanted = 5 + 4 * 5 + 16                                     # room for the deleted rows still wins
+    assert index.index.hnsw.efSearch == max(16, wanted + wanted // 2) == 61
 
 
 def test_auto_is_exact_for_small_galleries_and_hnsw_for_large():

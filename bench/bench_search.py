@@ -8,13 +8,19 @@ time, as a dictionary look-up is) for the 5 nearest rows and for a whole look-up
 nearest distinct glosses, ``Gallery.query``), batch throughput (all cores), recall@1/@5 of the
 returned rows against exact search on the same queries, and the look-up's top-1 gloss accuracy.
 
-Usage: ``python bench/bench_search.py [--sizes 10000 100000 1000000] [--queries 300] [--output FILE]``;
-prints JSON. The 10⁶ HNSW build takes minutes on 2 cores.
+With ``--hnsw-ef`` each HNSW index is also measured at those efSearch floors (latency and
+recall of the 5 nearest rows, the same built graph). The 1-minute load average is recorded
+beside every timing (the machine may be shared).
+
+Usage: ``python bench/bench_search.py [--sizes 10000 100000 1000000] [--queries 300]
+[--hnsw-ef 16 32 64] [--output FILE]``; prints JSON. The 10⁶ HNSW build
+takes minutes on 2 cores.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/...` runs from anywhere
 
 from bench.common import current_rss_mb, machine, print_json  # noqa: E402
+from evaluation import search  # noqa: E402
 from evaluation.gallery import Gallery  # noqa: E402
 from evaluation.search import AUTO_EXACT_BELOW, ExactIndex, FaissIndex, recall_at  # noqa: E402
 
@@ -61,7 +68,22 @@ def single_query_latency(search, queries: np.ndarray) -> dict:
     faiss.omp_set_num_threads(threads[0])
     torch.set_num_threads(threads[1])
     times = np.asarray(times[5:])  # the first few warm caches up
-    return {"p50_ms": round(float(np.percentile(times, 50)), 4), "p99_ms": round(float(np.percentile(times, 99)), 4)}
+    return {"p50_ms": round(float(np.percentile(times, 50)), 4), "p99_ms": round(float(np.percentile(times, 99)), 4),
+            "load_average_1min": round(os.getloadavg()[0], 2)}
+
+
+def effort_sweep(index: FaissIndex, probe: np.ndarray, queries: np.ndarray, exact_rows, efforts) -> list[dict]:
+    """Latency and recall of the 5 nearest rows at each efSearch floor, on the same built graph."""
+    default, rows = index.search_effort, []
+    for effort in efforts:
+        index.search_effort = effort
+        row = {"ef_search": effort, **single_query_latency(lambda q: index.search(q, 5), probe)}
+        if exact_rows is not None:
+            row.update({k: round(v, 4) for k, v in recall_at(index.search(queries, 5)[1], exact_rows).items()})
+        rows.append(row)
+        print(json.dumps({"ef_sweep_over": len(index), **row}), file=sys.stderr, flush=True)
+    index.search_effort = default
+    return rows
 
 
 def index_bytes(index) -> int:
@@ -76,6 +98,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--kinds", nargs="+", default=["exact", "hnsw", "ivfpq"])
+    parser.add_argument("--hnsw-ef", type=int, nargs="*", default=[],
+                        help="also measure each HNSW index at these efSearch floors")
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
     results = []
@@ -87,13 +111,18 @@ def main() -> None:
         exact_rows = None
         for kind in args.kinds:
             rss_before = current_rss_mb()
+            load_before = os.getloadavg()[0]
             started = time.perf_counter()
             index = ExactIndex(gallery, "cosine", block=256) if kind == "exact" else FaissIndex.build(
                 gallery, kind, "cosine", progress=sys.stderr.isatty())
             build = time.perf_counter() - started
             row = {"size": size, "glosses": glosses, "dim": DIM, "index": kind, "build_seconds": round(build, 2),
+                   "build_load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                    "index_mb": round(index_bytes(index) / 2**20, 1),
                    "rss_growth_mb": round(current_rss_mb() - rss_before, 1)}
+            if kind == "hnsw":
+                row.update({"neighbours": search.HNSW_NEIGHBOURS,
+                            "ef_construction": search.HNSW_BUILD_EFFORT, "ef_search_floor": index.search_effort})
             probe = queries[: min(len(queries), 205)]
             row.update(single_query_latency(lambda q: index.search(q, 5), probe))
             # a dictionary look-up: the 5 nearest distinct glosses (the gallery widens its search as needed)
@@ -109,6 +138,8 @@ def main() -> None:
                 exact_rows = rows
             if exact_rows is not None:
                 row.update({k: round(v, 4) for k, v in recall_at(rows, exact_rows).items()})
+            if kind == "hnsw" and args.hnsw_ef:
+                row["ef_sweep"] = effort_sweep(index, probe, queries, exact_rows, args.hnsw_ef)
             results.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
             del index

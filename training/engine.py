@@ -400,7 +400,7 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
     start_epoch, history = 0, []
     if config.resume and (out_dir / "last.pth").exists():
         start_epoch, history = resume_state(out_dir / "last.pth", model, optimizer, plateau, hard_scheduler, best,
-                                             criterion, average)
+                                             criterion, average=average)
         if tracker:
             tracker.restore(history)
         log.info("resumed from %s at epoch %d", out_dir / "last.pth", start_epoch)

@@ -74,3 +74,14 @@ def test_resuming_with_ema_from_a_run_without_it_is_refused(tiny_csvs, tmp_path)
     train(config)
     with pytest.raises(DataError, match="weight_average"):
         train(dataclasses.replace(config, epochs=2, resume=True, ema_decay=0.9))
+
+
+def test_ema_training_under_cpu_bf16_autocast_keeps_a_float32_average(tiny_csvs, tmp_path):  # noqa: F811
+    """The CPU stand-in for CUDA mixed precision: the average stays float32 and finite."""
+    config = _config(tiny_csvs, tmp_path, epochs=1, tracker="none", ema_decay=0.9, amp="bf16",
+                     report_untrained=False)
+    metrics = train(config)
+    saved = load_checkpoint(tmp_path / "t" / "last.pth")
+    floats = [v for v in saved["state_dict"].values() if v.is_floating_point()]
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in floats)
+    assert saved["weight_average"]["updates"] == 3 and torch.isfinite(torch.tensor(metrics["train_loss"]))

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.spoter import NORM_EPS, SpoterEmbedding
+from models.spoter import SpoterEmbedding, mirror_averaged, unit_length
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,13 @@ class StreamlinedSpoter(nn.Module):
         return x.permute(2, 0, 3, 1, 4).unbind(0)  # from (B, T, parts, H, hd)
 
     def forward(self, landmarks: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T, P, 2), (B, T) bool -> (B, vector_length), as ``SpoterEmbedding.forward``."""
+        """(B, T, P, 2), (B, T) bool -> (B, vector_length), as ``SpoterEmbedding.forward`` in eval mode."""
+        if self.config.mirror_average:
+            return mirror_averaged(self.embed, landmarks, padding_mask, self.config.normalize_embeddings)
+        return self.embed(landmarks, padding_mask)
+
+    def embed(self, landmarks: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+        """As ``SpoterEmbedding.embed``: the clips as given."""
         body, d = self.model.body, self.dim
         x = landmarks.flatten(2).masked_fill(padding_mask.unsqueeze(-1), 0.0)  # (B, T, 2P)
         x = body.pos_encoding(body.input_proj(x))  # (B, T, D)
@@ -112,9 +118,7 @@ class StreamlinedSpoter(nn.Module):
         if body.decoder.norm is not None:
             y = body.decoder.norm(y)
         e = self.model.head(y)
-        if self.config.normalize_embeddings:
-            e = e / torch.sqrt(e.pow(2).sum(dim=-1, keepdim=True) + NORM_EPS)
-        return e
+        return unit_length(e) if self.config.normalize_embeddings else e
 
 
 def streamline(model: nn.Module) -> nn.Module:

@@ -27,6 +27,9 @@ HELP = {
                    "class outputs (at least the data's gloss count)",
     "ema_decay": "keep an exponential moving average of the weights (e.g. 0.995) and evaluate, select and save "
                  "it instead of the last step's weights; 0 = off",
+    "mirror_average": "outside training (evaluation, galleries, export), embed each clip and its left/right "
+                      "mirror and average the two: the same sign with the other dominant hand gets the same "
+                      "embedding; training is unchanged",
     "skip_bad_files": "train on the readable files of a landmark folder, logging the unusable ones (default: "
                       "stop with an error naming the first one)",
 }

@@ -73,6 +73,7 @@ class TrainConfig:
     dropout: float = _MODEL.dropout
     normalize_embeddings: bool = _MODEL.normalize_embeddings
     positional_encoding: str = _MODEL.positional_encoding  # learned | sinusoidal | single
+    mirror_average: bool = _MODEL.mirror_average  # outside training: mean embedding of the clip and its mirror
     # --- loss and mining
     loss: str = "triplet"                  # triplet (published) | cosface (learned gloss directions) | supcon
     loss_scale: float = 16.0               # cosface: logit scale
@@ -182,6 +183,10 @@ class TrainConfig:
                              "(not empty, not absolute, no '..')")
         if not (0 <= self.augmentations_prob <= 1 and 0 <= self.mirror_prob <= 1):
             raise UsageError("--augmentations_prob and --mirror_prob must be between 0 and 1")
+        if self.mirror_average and (self.classification_model or self.normalization != "centered"):
+            raise UsageError("--mirror_average mirrors normalised clips, which is exact for --normalization centered "
+                             f"embedding models only (got --normalization {self.normalization}"
+                             f"{', --classification_model' if self.classification_model else ''})")
         if not 0 <= self.ema_decay < 1:
             raise UsageError(f"--ema_decay must be in [0, 1): 0 = off, e.g. 0.995 (got {self.ema_decay})")
         if not 0 <= self.dropout < 1:
@@ -238,6 +243,7 @@ class TrainConfig:
             "num_encoder_layers": self.num_encoder_layers, "num_decoder_layers": self.num_decoder_layers,
             "dim_feedforward": self.dim_feedforward, "dropout": self.dropout,
             "vector_length": self.vector_length, "normalize_embeddings": self.normalize_embeddings,
-            "positional_encoding": self.positional_encoding, "max_frames": max(self.max_frames, self.resample_frames, 1),
+            "positional_encoding": self.positional_encoding, "mirror_average": self.mirror_average,
+            "max_frames": max(self.max_frames, self.resample_frames, 1),
             "classification": self.classification_model, "num_classes": num_classes,
         }

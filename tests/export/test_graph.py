@@ -41,6 +41,8 @@ def padded(batch=3, frames=23, seed=1):
     {"positional_encoding": "single", "vector_length": 16},
     {"hidden_dim": 72, "num_heads": 6},  # input projection 108 -> 72
     {"num_encoder_layers": 1, "num_decoder_layers": 3},
+    {"mirror_average": True, "normalize_embeddings": True},
+    {"mirror_average": True},
 ])
 def test_streamlined_forward_equals_the_model(config):
     model = trained_like(**config)

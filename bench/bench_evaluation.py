@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     config = TrainConfig()
     torch.manual_seed(config.seed)
     model = build_model(SpoterConfig.from_dict(config.model_config(len(gallery_set.label_names))))
-    embedder = Embedder(model.eval(), config, name="untrained")
+    embedder = Embedder(model.eval(), config.preprocessing(), config.distance, config.seed, name="untrained")
     embedder.embed(query_set.subset(np.arange(min(16, len(query_set)))), args.batch_size)  # warm-up
 
     results, cpu = {}, {}

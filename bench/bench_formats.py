@@ -24,9 +24,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/...` runs from anywhere
 
 from bench.common import REPO_ROOT, machine, print_json  # noqa: E402
+from augmentations.normalization import normalize  # noqa: E402
 from datasets import layout  # noqa: E402
 from datasets.landmark_folder import read_landmark_folder  # noqa: E402
-from datasets.normalization import normalize  # noqa: E402
 from tests import pose_fixtures as writers  # noqa: E402
 
 SIZE = (1280, 720)

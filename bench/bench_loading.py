@@ -156,7 +156,7 @@ def measure_normalization(path: Path) -> dict:
     import torch
 
     from datasets.loading import load_sequence_set
-    from datasets.normalization import normalize
+    from augmentations.normalization import normalize
 
     frames = load_sequence_set(path, cache=False).frames
     result = {"frames": int(len(frames))}

@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/...` runs from anywhere
 
 from bench.common import Timer, machine, peak_rss_mb, print_json  # noqa: E402
+from augmentations.normalization import normalize  # noqa: E402
 from datasets import layout  # noqa: E402
-from datasets.normalization import normalize  # noqa: E402
 from datasets.synthetic import generate_signs, write_synthetic_dataset  # noqa: E402
 
 RESAMPLED_FRAMES = 16

@@ -54,7 +54,7 @@ def default_model(work: Path) -> tuple[Path, Path]:
     from export import export_onnx, write_model_json
     from models import build_model
     from models.spoter import SpoterConfig
-    from training.checkpoint import save_checkpoint
+    from models.checkpoint import save_checkpoint
 
     config = SpoterConfig()
     checkpoint, out = work / "default.pth", work / "model"

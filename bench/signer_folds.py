@@ -336,7 +336,7 @@ def _training_data(sequences: SequenceSet, people) -> SequenceSet:
 def _trained_model(config, train_set: SequenceSet, scratch: Path):
     """Train in-process through training.engine.train and return the final network."""
     from training import engine
-    from training.checkpoint import load_checkpoint, model_from_checkpoint
+    from models.checkpoint import load_checkpoint, model_from_checkpoint
     from training.data import TrainingData
     engine.train(config, data=TrainingData(train_set, None, list(train_set.label_names)), tracker=_NoTracking())
     return model_from_checkpoint(load_checkpoint(scratch / config.experiment_name / "last.pth"))

@@ -33,6 +33,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from datasets.atomic import atomic_write, current_umask
 from datasets.sequences import SequenceSet
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def _write_entry(folder: Path, dataset: SequenceSet, meta: dict) -> None:
     _remove_stale_temporaries(folder)
     temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; give entries the usual permissions
+        os.chmod(temporary, 0o777 & ~current_umask())  # mkdtemp makes 0700 folders; give entries the usual permissions
         arrays = dataset.to_arrays()
         frames = np.ascontiguousarray(arrays.pop("frames"), dtype=np.float32)
         for name, write in ((FRAMES_FILE, lambda h: np.save(h, frames, allow_pickle=False)),
@@ -173,12 +174,6 @@ def _move_into_place(temporary: Path, folder: Path, attempts: int = 5) -> None:
             shutil.rmtree(retired, ignore_errors=True)
 
 
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
 def _remove_stale_temporaries(folder: Path) -> None:
     now = time.time()
     for leftover in folder.parent.glob(f".{folder.name}.*.tmp"):
@@ -193,16 +188,8 @@ def _refresh_stats(folder: Path, meta: dict, states: Sequence[FileState]) -> Non
     Written in place without creating folders: the entry may just have been replaced.
     """
     meta = {**meta, "files": [vars(s) for s in states]}
-    with contextlib.suppress(OSError):
-        fd, temporary = tempfile.mkstemp(prefix=f".{META_FILE}.", suffix=".tmp", dir=folder)
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(meta, indent=1))
-            os.replace(temporary, folder / META_FILE)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+    with contextlib.suppress(OSError), atomic_write(folder / META_FILE, "w", make_parents=False) as handle:
+        handle.write(json.dumps(meta, indent=1))
 
 
 # ----------------------------------------------------------------------- public

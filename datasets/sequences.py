@@ -9,12 +9,14 @@ import numpy as np
 from datasets import layout
 
 
-def _strings(values, n: int, name: str) -> np.ndarray:
+def string_column(values, n: int, name: str, of: str = "sequences") -> np.ndarray:
+    """``values`` as an ``(n,)`` string array (None → ""), or all "" when ``values`` is None;
+    a column of another length is refused naming ``name`` and what it should count (``of``)."""
     if values is None:
         return np.full(n, "", dtype=str)
-    out = np.asarray([("" if v is None else str(v)) for v in values], dtype=str)
+    out = np.asarray([("" if v is None else str(v)) for v in values], dtype=str).reshape(-1)
     if out.shape != (n,):
-        raise ValueError(f"{name} has {out.shape[0] if out.ndim else 0} entries for {n} sequences")
+        raise ValueError(f"{name} has {out.shape[0]} entries for {n} {of}")
     return out
 
 
@@ -40,9 +42,9 @@ class SequenceSet:
         self.frames = np.ascontiguousarray(self.frames, dtype=np.float32)
         self.offsets = np.asarray(self.offsets, dtype=np.int64)
         self.labels = np.asarray(self.labels, dtype=np.int64)
-        self.video_ids = _strings(self.video_ids, n, "video_ids")
-        self.signer_ids = _strings(self.signer_ids, n, "signer_ids")
-        self.splits = _strings(self.splits, n, "splits")
+        self.video_ids = string_column(self.video_ids, n, "video_ids")
+        self.signer_ids = string_column(self.signer_ids, n, "signer_ids")
+        self.splits = string_column(self.splits, n, "splits")
         self.label_names = [str(name) for name in self.label_names]
         if self.frames.ndim != 3 or self.frames.shape[1:] != (layout.NUM_POINTS, layout.NUM_COORDS):
             raise ValueError(f"frames must be (F, {layout.NUM_POINTS}, 2), got {self.frames.shape}")

@@ -65,7 +65,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
 
 def _device(name: str):
     try:
-        from training.engine import resolve_device
+        from models.device import resolve_device
         return resolve_device(name)
     except RuntimeError as error:  # torch's message for a malformed device string
         raise UsageError(f"--device {name}: {str(error).splitlines()[0]}") from None

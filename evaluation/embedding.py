@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from datasets.torch_data import SignDataset, pad_batch
+from augmentations.torch_data import SignDataset, pad_batch
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ import torch
 
 from datasets.atomic import atomic_write
 from datasets.errors import DataError
-from datasets.sequences import SequenceSet
+from datasets.sequences import SequenceSet, string_column
 from evaluation.search import (REBUILD_DELETED_SHARE, ExactIndex, FaissIndex, choose_kind,  # noqa: F401
                                embeddings_checksum, index_path)
 
@@ -87,15 +87,6 @@ def distinct_top_k(neighbour_labels: np.ndarray, neighbour_distances: np.ndarray
     return ids.numpy(), values.numpy(), first.sum(1)
 
 
-def _strings(values, n: int, name: str) -> np.ndarray:
-    if values is None:
-        return np.full(n, "", dtype=str)
-    out = np.asarray([("" if v is None else str(v)) for v in values], dtype=str).reshape(-1)
-    if out.shape != (n,):
-        raise ValueError(f"gallery {name} has {out.shape[0]} entries for {n} embeddings")
-    return out
-
-
 @dataclass
 class Gallery:
     """Embeddings ``(N, D)`` with their glosses, videos and signers."""
@@ -117,8 +108,8 @@ class Gallery:
         n = len(self.embeddings)
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
         self.label_names = [str(x) for x in self.label_names]
-        self.video_ids = _strings(self.video_ids, n, "video_ids")
-        self.signer_ids = _strings(self.signer_ids, n, "signer_ids")
+        self.video_ids = string_column(self.video_ids, n, "gallery video_ids", of="embeddings")
+        self.signer_ids = string_column(self.signer_ids, n, "gallery signer_ids", of="embeddings")
         if self.labels.shape != (n,):
             raise ValueError(f"gallery has {len(self.labels)} labels for {n} embeddings")
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.label_names)):
@@ -164,11 +155,12 @@ class Gallery:
             raise ValueError(f"{len(glosses)} glosses for {len(embeddings)} new embeddings")
         names = list(self.label_names) + [g for g in dict.fromkeys(glosses) if g not in set(self.label_names)]
         position = {name: i for i, name in enumerate(names)}
+        new_video_ids = string_column(video_ids, len(glosses), "gallery video_ids", of="embeddings")
+        new_signer_ids = string_column(signer_ids, len(glosses), "gallery signer_ids", of="embeddings")
         extended = Gallery(
             np.concatenate([self.embeddings.reshape(-1, embeddings.shape[1]), embeddings]),
             np.concatenate([self.labels, np.asarray([position[g] for g in glosses], np.int64)]), names,
-            np.concatenate([self.video_ids, _strings(video_ids, len(glosses), "video_ids")]),
-            np.concatenate([self.signer_ids, _strings(signer_ids, len(glosses), "signer_ids")]),
+            np.concatenate([self.video_ids, new_video_ids]), np.concatenate([self.signer_ids, new_signer_ids]),
             self.metric, self.model_digest)
         if isinstance(self._index, FaissIndex):  # enrolment appends to the graph: no rebuild
             self._index.add(embeddings, first_row=len(self))

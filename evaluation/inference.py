@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from augmentations.preprocess import DEFAULT_SETTINGS
+from augmentations.torch_data import SignDataset
 from datasets import layout
 from datasets.errors import DataError
 from datasets.sequences import SequenceSet
-from datasets.torch_data import SignDataset
-from training.config import TrainConfig
+from models.checkpoint import load_checkpoint, model_from_checkpoint, preparation_settings
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,9 @@ class Embedder:
     """A model in eval mode and the exact preprocessing that goes with it."""
 
     model: torch.nn.Module
-    config: TrainConfig                  # the training run's settings (normalisation, frame limits, distance)
-    normalize_hands: bool = True
+    settings: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_SETTINGS))  # clip preparation
+    distance: str = "euclidean"           # the distance the model was trained with
+    seed: int = 0                         # the training seed: the untrained twin's initialisation
     label_names: list[str] = dataclasses.field(default_factory=list)  # training vocabulary, for reference only
     name: str = "model"
     source: str = ""
@@ -53,14 +55,11 @@ class Embedder:
     @property
     def metric(self) -> str:
         """The distance the model was trained with ("euclidean" or "cosine")."""
-        return "cosine" if self.config.distance == "cosine" else "euclidean"
+        return "cosine" if self.distance == "cosine" else "euclidean"
 
     def dataset(self, sequences: SequenceSet) -> SignDataset:
         """The evaluation view of ``sequences``: no augmentation, the checkpoint's normalisation."""
-        from training.data import build_eval_dataset
-        dataset = build_eval_dataset(sequences, self.config)
-        dataset.normalize_hands = self.normalize_hands
-        return dataset
+        return SignDataset(sequences, None, seed=self.seed, settings=self.settings)
 
     def embed(self, sequences: SequenceSet, batch_size: int = EMBED_BATCH, progress: bool = False,
               desc: str = "embedding") -> np.ndarray:
@@ -92,31 +91,15 @@ def state_digest(state_dict: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def _train_config(checkpoint: dict, path: str) -> tuple[TrainConfig, bool]:
-    """The run's TrainConfig, with the stored ``normalization`` block taking precedence."""
-    try:
-        config = TrainConfig.from_dict(dict(checkpoint["config"]))
-    except (TypeError, ValueError) as error:
-        raise DataError(f"{path}: checkpoint config is not usable ({error})") from None
-    settings = checkpoint.get("normalization") or {}
-    overrides = {}
-    if "body" in settings:
-        overrides["normalization"] = str(settings["body"])
-    if "max_frames" in settings:
-        overrides["max_frames"] = int(settings["max_frames"])
-    if "resample_frames" in settings:
-        overrides["resample_frames"] = int(settings["resample_frames"] or 0)
-    return dataclasses.replace(config, **overrides), bool(settings.get("hands", True))
-
-
 def load_embedder(path: str | Path, untrained: bool = False, device: str | torch.device = "cpu") -> Embedder:
     """Load a checkpoint for embedding; ``untrained=True`` gives its random-weight twin."""
-    from training.checkpoint import load_checkpoint, model_from_checkpoint
     path = str(path)
     checkpoint = load_checkpoint(path)
-    config, hands = _train_config(checkpoint, path)
+    settings = preparation_settings(checkpoint, path)
     model = model_from_checkpoint(checkpoint, path)
-    embedder = Embedder(model.to(device).eval(), config, hands, [str(n) for n in checkpoint["label_names"]],
+    config = checkpoint["config"]
+    embedder = Embedder(model.to(device).eval(), settings, str(config.get("distance", "euclidean")),
+                        int(config.get("seed", 0)), [str(n) for n in checkpoint["label_names"]],
                         name="model", source=path, digest=state_digest(checkpoint["state_dict"]), device=device,
                         epoch=checkpoint.get("epoch") if isinstance(checkpoint.get("epoch"), int) else None)
     return untrained_twin(embedder) if untrained else embedder
@@ -125,12 +108,12 @@ def load_embedder(path: str | Path, untrained: bool = False, device: str | torch
 def untrained_twin(embedder: Embedder) -> Embedder:
     """Same architecture and preprocessing, random weights drawn as training drew its initial ones.
 
-    Training seeds torch with ``config.seed`` before building the model, so this is the
+    Training seeds torch with its ``seed`` before building the model, so this is the
     trained model's own starting point: the baseline that shows what training added.
     """
     from models.spoter import build_model
     with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
-        torch.manual_seed(embedder.config.seed)
+        torch.manual_seed(embedder.seed)
         model = build_model(embedder.model.config)
     return dataclasses.replace(embedder, model=model.to(embedder.device).eval(), name="untrained",
                                digest=state_digest(model.state_dict()))

@@ -29,6 +29,10 @@ from models.spoter import SpoterEmbedding, mirror_averaged, unit_length
 
 log = logging.getLogger(__name__)
 
+# The exported graph's input and output names, in the order of StreamlinedSpoter.forward.
+INPUT_NAMES = ("landmarks", "padding_mask")
+OUTPUT_NAME = "embedding"
+
 
 def _attention_supported(attn: nn.MultiheadAttention) -> bool:
     return (attn.batch_first and attn._qkv_same_embed_dim and attn.in_proj_bias is not None

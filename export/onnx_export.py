@@ -20,12 +20,11 @@ import torch
 from datasets import layout
 from datasets.atomic import atomic_write
 from datasets.errors import DataError, UsageError
+from export.graph import INPUT_NAMES, OUTPUT_NAME  # noqa: F401 (re-export: the graph names its inputs)
 from export.source import load_source, make_readable, prepare_output_folder
 
 log = logging.getLogger(__name__)
 
-INPUT_NAMES = ("landmarks", "padding_mask")
-OUTPUT_NAME = "embedding"
 MIN_OPSET = 17
 MAX_OPSET = 22  # 23 exports attention as the Attention op, which onnxruntime 1.32 rejects with a key mask
 ONNX_FILE = "model.onnx"

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from datasets import layout
+from datasets.atomic import atomic_path
 from datasets.errors import DataError
 from datasets.sequences import SequenceSet
 from export.onnx_export import INPUT_NAMES
-from export.source import make_readable
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +39,15 @@ def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, per
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
     out_path = Path(out_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.ERROR))  # the quantizer logs one INFO line per node on the root logger
     try:
-        quantize_dynamic(str(onnx_path), tmp, weight_type=QuantType.QInt8, per_channel=per_channel,
-                         reduce_range=True)
-        os.replace(tmp, out_path)
-        make_readable(out_path)
+        with atomic_path(out_path) as tmp:
+            quantize_dynamic(str(onnx_path), str(tmp), weight_type=QuantType.QInt8, per_channel=per_channel,
+                             reduce_range=True)
     finally:
         root.setLevel(level)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out_path
 
 
@@ -82,7 +76,7 @@ def synthetic_sequences(**overrides) -> SequenceSet:
 def validation_clips(normalization: dict, path: str | os.PathLike | None = None) -> ValidationClips:
     """Load ``path`` (SPOTER CSV or landmark folder) or make a synthetic set; prepare clips as the
     checkpoint's ``normalization`` settings say (the same steps as training and prediction)."""
-    from datasets.preprocess import prepare
+    from augmentations.preprocess import prepare
     if path is None:
         sequences = synthetic_sequences()
         source = "synthetic ({num_classes} signs x {num_signers} signers x {samples_per_class_per_signer})".format(

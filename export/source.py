@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
+from datasets.atomic import current_umask
 from datasets.errors import DataError, UsageError
+from models.checkpoint import load_checkpoint, model_from_checkpoint
 from models.spoter import SpoterConfig
-from training.checkpoint import load_checkpoint, model_from_checkpoint
 
 # What the model expects its input to have gone through (``checkpoint["normalization"]``);
 # model.json hands it to every consumer, so a checkpoint without it cannot be exported.
@@ -103,7 +104,5 @@ def prepare_output_folder(folder: str | os.PathLike) -> Path:
 def make_readable(path: Path) -> Path:
     """Give a written file the usual umask permissions (temp files are created owner-only),
     so a web server or another user can read the exported models."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    os.chmod(path, 0o666 & ~current_umask())
     return path

@@ -177,7 +177,7 @@ def onnx_session(onnx_model, threads: int | None = None, optimization: str = "al
 
 
 def onnx_runner(onnx_model, threads: int | None = None) -> Runner:
-    from export.onnx_export import INPUT_NAMES
+    from export.graph import INPUT_NAMES
     session = onnx_session(onnx_model, threads)
 
     def run(landmarks: np.ndarray, mask: np.ndarray) -> np.ndarray:

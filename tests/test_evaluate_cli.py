@@ -13,7 +13,7 @@ import pytest
 import evaluate
 from entrypoint import run_cli
 from evaluation.gallery import Gallery
-from training.checkpoint import load_checkpoint
+from models.checkpoint import load_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

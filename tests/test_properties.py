@@ -16,9 +16,9 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
 from augmentations import transforms  # noqa: E402
+from augmentations.normalization import BODY_VARIANTS, normalize  # noqa: E402
 from datasets import layout  # noqa: E402
 from datasets.formats import MAX_ABS_COORDINATE  # noqa: E402
-from datasets.normalization import BODY_VARIANTS, normalize  # noqa: E402
 
 EXAMPLES = settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
 # MediaPipe's normalised coordinates lie in [0, 1] for points inside the picture and a little
@@ -174,7 +174,7 @@ def tiny_model(positional_encoding: str):
        positional_encoding=st.sampled_from(["learned", "sinusoidal", "single"]))
 def test_padded_batch_gives_each_clip_its_own_embedding(lengths, seed, positional_encoding):
     torch = pytest.importorskip("torch")
-    from datasets.torch_data import pad_batch
+    from augmentations.torch_data import pad_batch
     model = tiny_model(positional_encoding)
     rng = np.random.default_rng(seed)
     clips = [torch.from_numpy(normalize(rng.uniform(0.2, 0.8, (t, layout.NUM_POINTS, 2)).astype(np.float32)))

@@ -55,7 +55,7 @@ def test_train_on_one_language_and_evaluate_zero_shot_on_another(two_languages, 
     assert 0.0 <= standard["knn_top1"] <= standard["knn_top5"] <= 1.0
     assert standard["queries"] == 6 * 2          # the target language's val signer: 6 glosses x 2 clips
     # Zero-shot: none of the evaluated glosses was in the training vocabulary.
-    from training.checkpoint import load_checkpoint
+    from models.checkpoint import load_checkpoint
     trained_on = set(load_checkpoint(checkpoint)["label_names"])
     evaluated = {row["gloss"] for row in standard["per_gloss"]}
     assert evaluated and not evaluated & trained_on

@@ -337,7 +337,7 @@ def test_untrained_model_is_the_training_start(tiny_synthetic_dataset):
 def test_init_checkpoint_starts_training_from_those_weights(tiny_checkpoint, tiny_synthetic_dataset, tmp_path):
     from datasets.errors import UsageError
     from models.spoter import build_model
-    from training.checkpoint import load_checkpoint
+    from models.checkpoint import load_checkpoint
     from training.config import TrainConfig
     from training.engine import load_initial_weights
     stored = load_checkpoint(tiny_checkpoint)
@@ -354,7 +354,7 @@ def test_init_checkpoint_starts_training_from_those_weights(tiny_checkpoint, tin
 def test_handedness_study_option_runs_on_clips():
     # Regression: the study's --canonical_handedness variant crashed on every (T, 54, 2) clip.
     from datasets import layout
-    from datasets.preprocess import canonicalize_handedness, left_hand_dominant
+    from augmentations.preprocess import canonicalize_handedness, left_hand_dominant
     clip = np.zeros((4, layout.NUM_POINTS, 2), np.float32)
     clip[:, layout.BODY_SLICE] = 0.5
     clip[:, layout.LEFT_HAND_SLICE] = 0.3

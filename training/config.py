@@ -229,7 +229,7 @@ class TrainConfig:
                 raise UsageError(f"--{name} {getattr(self, name)!r}: choose one of {', '.join(allowed)}")
 
     def preprocessing(self) -> dict:
-        """The clip preparation settings (datasets.preprocess), stored in checkpoints as ``normalization``."""
+        """The clip preparation settings (augmentations.preprocess), stored in checkpoints as ``normalization``."""
         return {"body": self.normalization, "hands": True, "resample_frames": self.resample_frames,
                 "max_frames": self.max_frames, "canonical_handedness": self.canonical_handedness}
 

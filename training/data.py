@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from augmentations import spoter_augmentations
+from augmentations.torch_data import SignDataset
 from datasets.errors import DataError, UsageError
 from datasets.sequences import SequenceSet, concatenate
-from datasets.torch_data import SignDataset
 from training.config import TrainConfig, path_list
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def check_batching(data: TrainingData, config: TrainConfig) -> None:
     if usable < 2 and not config.classification_model:
         raise UsageError("triplet training needs at least 2 classes with 2 or more samples each")
     if config.sampler == "pk":
-        p = max(2, config.batch_size // config.samples_per_class)  # as training.engine.epoch_batches draws
+        p = max(2, config.batch_size // config.samples_per_class)  # as training.batches.epoch_batches draws
         if p > usable:
             raise UsageError(f"--batch_size {config.batch_size} / --samples_per_class {config.samples_per_class} "
                              f"asks for P={p} classes per batch, but the training set has only {usable} classes "

@@ -1,10 +1,11 @@
-"""The training loop. ``train(config)`` reads top to bottom: build, then loop over epochs."""
+"""The training loop. ``train(config)`` reads top to bottom: build the run, then for each epoch
+its batches, ``train_one_epoch``, ``evaluate_epoch`` (figures and embeddings, returned) and
+``record_epoch`` (log, plot, choose and save checkpoints)."""
 from __future__ import annotations
 
 import logging
-import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,36 +13,29 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from datasets.errors import DataError, UsageError
-from datasets.torch_data import PKSampler, collate
+from augmentations.torch_data import SignDataset, collate
+from datasets.errors import UsageError
 from evaluation.embedding import embed_dataset
 from evaluation.knn import silhouette
 from evaluation.report import EmbeddedSet, knn_figures
+from models.checkpoint import save_checkpoint
+from models.device import resolve_device
 from models.spoter import SpoterConfig, build_model
 from training import distributed as dist_utils
-from training.checkpoint import error_detail, load_checkpoint, save_checkpoint
+from training.batches import epoch_batches, hard_batches, mining_hard, random_batches  # noqa: F401
 from training.config import TrainConfig
 from training.data import (TrainingData, build_eval_dataset, build_train_dataset, check_batching,
                            load_training_data)
 from training.distances import CosineDistance, EuclideanDistance
-from training.hard_grouping import HardMiningScheduler, group_hard_batches
+from training.hard_grouping import HardMiningScheduler
 from training.losses import CosFaceLoss, SupConLoss, TripletMarginLoss
 from training.miners import BatchAllMiner, BatchHardMiner
+from training.persistence import epoch_checkpoint, load_initial_weights, prepare_out_dir, resume_state
+from training.selection import BestCheckpoint, selection_metric
 from training.tracking import build_tracker
 from training.weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available on this machine")
-    try:
-        return torch.device(name)
-    except RuntimeError:  # torch lists every device type it knows; the usual ones are enough here
-        raise UsageError(f"--device {name!r}: not a device; use auto, cpu, cuda or cuda:N") from None
 
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
@@ -81,77 +75,6 @@ def build_criterion(config: TrainConfig, num_classes: int = 0):
     return TripletMarginLoss(margin=config.triplet_loss_margin, distance=distance, miner=miner)
 
 
-def load_initial_weights(model: torch.nn.Module, path: str) -> None:
-    """Start from a pre-trained checkpoint's weights (fine-tuning); every tensor must match in shape.
-
-    A classification head of another vocabulary is the one part allowed to differ: it is
-    left at its fresh initialisation.
-    """
-    state = load_checkpoint(path)["state_dict"]
-    own = model.state_dict()
-    mismatched = [k for k in own if k in state and state[k].shape != own[k].shape and not k.startswith("head.")]
-    missing = [k for k in own if k not in state]
-    if mismatched or missing:
-        names = ", ".join((mismatched + missing)[:5])
-        raise UsageError(f"--init_checkpoint {path}: its weights do not fit this architecture ({names})")
-    model.load_state_dict({k: v for k, v in state.items() if k in own and v.shape == own[k].shape}, strict=False)
-    log.info("initial weights from %s", path)
-
-
-def prepare_out_dir(out_dir: Path) -> None:
-    """Create the run folder before any slow work (an unusable --out_dir fails at once).
-
-    Temporary files left by a killed run (``.<name>.*.tmp`` beside the files that
-    :func:`datasets.atomic.atomic_write` renames into place) are removed; the files
-    under their final names are always complete.
-    """
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        blocker = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), None)
-        reason = f"{blocker} is a file, not a folder" if blocker is not None else (error.strerror or str(error))
-        raise DataError(f"--out_dir {out_dir}: cannot create the run folder ({reason})") from None
-    for leftover in out_dir.glob(".*.tmp"):
-        if leftover.is_file():
-            leftover.unlink(missing_ok=True)
-
-
-def resume_state(path: Path, model, optimizer, plateau, hard_scheduler, best, criterion=None,
-                 average: WeightAverage | None = None) -> tuple[int, list]:
-    """Load ``last.pth`` into the training objects and ``best``; returns (next epoch, history).
-
-    A checkpoint of another architecture or one without the training state is refused
-    with one line instead of a half-restored run.
-    """
-    state = load_checkpoint(path)
-    missing = [k for k in ("optimizer", "scheduler", "hard_scheduler", "torch_rng", "epoch", "best_metric", "history")
-               if k not in state]
-    if average is not None and "weight_average" not in state:
-        missing.append("weight_average (the run was trained without --ema_decay)")
-    if missing:
-        raise DataError(f"{path}: cannot resume from it: no training state ({', '.join(missing)} missing)")
-    try:
-        if average is not None:  # state_dict holds the average; the raw weights are kept beside it
-            average.load_state_dict(state["weight_average"])
-            dist_utils.unwrap(model).load_state_dict(state["trained_state_dict"])
-        else:  # (a run resumed without its EMA continues from the raw weights)
-            dist_utils.unwrap(model).load_state_dict(state.get("trained_state_dict", state["state_dict"]))
-        if criterion is not None:
-            criterion.load_state_dict(state.get("criterion", {}))
-        optimizer.load_state_dict(state["optimizer"])
-        plateau.load_state_dict(state["scheduler"])
-        hard_scheduler.load_state_dict(state["hard_scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        selection = state.get("selection", {})
-        if selection.get("metric", best.metric) != best.metric:
-            raise ValueError(f"best.pth was chosen by {selection['metric']}, this run selects by {best.metric}")
-        best.value, best.epoch = float(state["best_metric"]), int(selection.get("epoch", -1))
-        return int(state["epoch"]) + 1, list(state["history"])
-    except (RuntimeError, ValueError, TypeError, KeyError) as error:
-        raise DataError(f"{path}: cannot resume from it: it does not match this run's model or settings "
-                        f"({error_detail(error)}); use another --out_dir/--experiment_name or drop --resume") from None
-
-
 def build_optimizer(model, config: TrainConfig, criterion: torch.nn.Module | None = None):
     """The optimiser of the model's parameters and the loss's own (cosface's gloss directions)."""
     parameters = list(model.parameters()) + (list(criterion.parameters()) if criterion is not None else [])
@@ -168,64 +91,6 @@ def apply_warmup(optimizer, config: TrainConfig, epoch: int) -> None:
         lr = config.lr * min(1.0, (epoch + 1) / config.scheduler_warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
-
-
-def epoch_batches(config, dataset, model, epoch, device, hard_scheduler) -> list[list[int]]:
-    """Index batches for one epoch: P×K or random, regrouped hard after ``start_mining_hard``."""
-    labels = dataset.sequences.labels
-    n = len(labels)
-    iters = config.epoch_iters if config.epoch_iters > 0 else max(1, n // config.batch_size)
-    rng = np.random.default_rng([config.seed, epoch, 11])
-    if mining_hard(config, epoch):
-        pre_size = min(n, config.batch_size * config.hard_mining_pre_batch_multipler)
-        keep = max(1, config.hard_mining_pre_batch_mining_count)
-        batches = []
-        while len(batches) < iters:
-            pre = rng.choice(n, size=pre_size, replace=False)
-            emb = torch.from_numpy(embed_dataset(model, _SubsetView(dataset, pre), batch_size=64, device=device))
-            groups = group_hard_batches(emb, labels[pre], config.batch_size, hard_scheduler.threshold, rng=rng)
-            batches.extend(pre[g].tolist() for g in groups[:keep] if len(g) >= 2)
-        return batches[:iters]
-    if config.sampler == "pk":
-        k = config.samples_per_class
-        sampler = PKSampler(labels, p=max(2, config.batch_size // k), k=k, num_batches=iters, seed=config.seed)
-        sampler.set_epoch(epoch)
-        return list(sampler)
-    return random_batches(n, config.batch_size, iters, rng)
-
-
-def random_batches(n: int, batch_size: int, iters: int, rng: np.random.Generator) -> list[list[int]]:
-    """``iters`` batches of distinct samples, taken in turn from fresh permutations of the ``n`` samples.
-
-    A batch never spans two permutations, so no sample appears twice in one batch (a repeat
-    would be its own positive: a free, useless pair); the leftover tail of a permutation that
-    cannot fill a batch is dropped.
-    """
-    size = min(batch_size, n)
-    per_pass = max(1, n // size)
-    batches: list[list[int]] = []
-    while len(batches) < iters:
-        order = rng.permutation(n)
-        batches.extend(order[i * size:(i + 1) * size].tolist() for i in range(min(per_pass, iters - len(batches))))
-    return batches
-
-
-def mining_hard(config: TrainConfig, epoch: int) -> bool:
-    """Whether ``epoch``'s batches are regrouped hard (from ``--start_mining_hard`` on)."""
-    return 0 <= config.start_mining_hard <= epoch and not config.classification_model
-
-
-class _SubsetView:
-    """The samples ``indices`` of a SignDataset, without augmentation (for embedding)."""
-
-    def __init__(self, dataset, indices):
-        self.dataset, self.indices = dataset, indices
-
-    def __len__(self):
-        return len(self.indices)
-
-    def frames(self, i):
-        return self.dataset.frames(int(self.indices[i]))
 
 
 def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config, hard_scheduler,
@@ -273,7 +138,7 @@ def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config,
     return out
 
 
-def evaluate_epoch(model, data, train_eval, val_eval, device, config) -> dict:
+def evaluate_epoch(model, data, train_eval, val_eval, device, config) -> tuple[dict, np.ndarray | None]:
     """The figures ``evaluate.py --gallery <training set> --queries <validation set>`` prints for this model.
 
     Computed by evaluation.report with the model's own distance (``config.distance``), so
@@ -282,10 +147,11 @@ def evaluate_epoch(model, data, train_eval, val_eval, device, config) -> dict:
     ``val_top1``/``val_top5`` = standard kNN top-1/top-5; ``val_cross_signer_top1``/``_top5``
     = cross_signer kNN top-1/top-5, the gallery being the training samples of other signers
     than the query's (logged when evaluate.py reports that protocol: signers known).
+    Returns the figures and the validation embeddings (None without a validation set).
     """
     core = dist_utils.unwrap(model)
     metric = "cosine" if config.distance == "cosine" else "euclidean"   # as evaluation.inference.Embedder.metric
-    metrics = {}
+    metrics, val_emb = {}, None
     train_emb = embed_dataset(core, train_eval, batch_size=128, device=device)
     metrics["train_silhouette"] = silhouette(train_emb, data.train.labels, metric)
     if val_eval is not None and len(val_eval):
@@ -296,29 +162,7 @@ def evaluate_epoch(model, data, train_eval, val_eval, device, config) -> dict:
         for name, prefix in (("standard", "val"), ("cross_signer", "val_cross_signer")):
             if name in figures:
                 metrics.update({f"{prefix}_top{k}": figures[name][f"knn_top{k}"] for k in (1, 5)})
-        metrics["_val_embeddings"] = val_emb
-    return metrics
-
-
-def selection_metric(config: TrainConfig, data: TrainingData) -> str:
-    """The metric that chooses ``best.pth`` (``--select_metric``; ``auto`` resolved for this data).
-
-    ``auto`` prefers accuracy on people the query's sign was not learnt from: cross-signer
-    top-1 when :func:`evaluate_epoch` logs it (every training and validation sample names its
-    signer), else validation top-1, else (no validation set) the training silhouette.
-    """
-    name = config.select_metric
-    val_signers = data.val is not None and len(data.val) > 0 and all(
-        bool((s.signer_ids != "").all()) for s in (data.train, data.val)) \
-        and len(set(data.train.signer_ids) | set(data.val.signer_ids)) > 1
-    if name == "auto":
-        return "val_cross_signer_top1" if val_signers else "val_top1" if data.val is not None else "train_silhouette"
-    if name.startswith("val_") and data.val is None:
-        raise UsageError(f"--select_metric {name} needs a validation set (--validation_set_path)")
-    if name.startswith("val_cross_signer") and not val_signers:
-        raise UsageError(f"--select_metric {name} needs a signer id for every training and validation sample "
-                         f"(use val_top1)")
-    return name
+    return metrics, val_emb
 
 
 def output_classes(config: TrainConfig, data: TrainingData) -> int:
@@ -333,38 +177,38 @@ def output_classes(config: TrainConfig, data: TrainingData) -> int:
 
 
 @dataclass
-class BestCheckpoint:
-    """Which evaluated epoch ``best.pth`` holds, by one named metric (higher is better).
+class Run:
+    """What one training builds before its first epoch, and what its epochs carry forward."""
 
-    Only evaluated epochs compete, so the choice never compares a loss with an accuracy.
-    The first evaluated epoch is always kept (even with a NaN score), so ``best.pth``
-    exists whenever any epoch was evaluated.
-    """
+    config: TrainConfig
+    data: TrainingData
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    out_dir: Path
+    model_config: SpoterConfig
+    model: torch.nn.Module            # DDP-wrapped when distributed
+    criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scaler: torch.amp.GradScaler
+    hard_scheduler: HardMiningScheduler
+    average: WeightAverage | None     # EMA of the weights (--ema_decay), evaluated and saved
+    train_set: SignDataset            # augmented
+    train_eval: SignDataset           # the same clips, prepared as evaluation prepares them
+    val_eval: SignDataset | None
+    tracker: object
+    best: BestCheckpoint
+    start_epoch: int = 0
+    history: list = field(default_factory=list)
 
-    metric: str
-    value: float = -math.inf
-    epoch: int = -1
-
-    def offer(self, epoch: int, metrics: dict) -> bool:
-        if self.metric not in metrics:
-            return False
-        value = float(metrics[self.metric])
-        if self.epoch >= 0 and not (math.isfinite(value) and value > self.value):
-            return False
-        self.value, self.epoch = (value if math.isfinite(value) else -math.inf), epoch
-        return True
-
-    def to_dict(self) -> dict:
-        return {"metric": self.metric, "value": self.value, "epoch": self.epoch}
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """The weights every evaluation scores and ``best.pth`` holds."""
+        return self.average.model if self.average is not None else self.model
 
 
-def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -> dict:
-    """Train a model as ``config`` says; returns the final epoch's metrics.
-
-    ``data`` replaces loading ``config.training_set_path`` (e.g. a signer subset built in
-    memory by a cross-validation protocol); the paths are then only recorded.
-    ``tracker`` replaces the one ``config.tracker`` names (same methods as training.tracking's).
-    """
+def build_run(config: TrainConfig, data: TrainingData | None = None, tracker=None) -> Run:
+    """Check the settings, load the data and build model, loss, optimiser and schedulers (resumed if asked)."""
     config.check()
     dist_utils.setup()
     device = dist_utils.device_for_rank(resolve_device(config.device))
@@ -384,117 +228,126 @@ def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -
     criterion = build_criterion(config, len(data.label_names)).to(device)
     dist_utils.broadcast_parameters(criterion)  # the loss's own parameters start equal on every rank
     optimizer = build_optimizer(model, config, criterion)
-    average = WeightAverage(dist_utils.unwrap(model), config.ema_decay) if config.ema_decay > 0 else None
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.scheduler_factor,
-                                                         patience=config.scheduler_patience)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
-    hard_scheduler = HardMiningScheduler(threshold=config.hard_mining_scheduler_threshold,
-                                         factor=config.hard_mining_scheduler_factor,
-                                         min_active_fraction=config.hard_mining_scheduler_triplets_threshold)
-    train_set = build_train_dataset(data, config)
-    train_eval = build_eval_dataset(data.train, config)
-    val_eval = build_eval_dataset(data.val, config) if data.val is not None else None
     if tracker is None and dist_utils.is_main():
         tracker = build_tracker(config.tracker, out_dir, config.to_dict(), config.dataset_project,
                                 config.experiment_name)
-    start_epoch, history = 0, []
+    run = Run(config, data, device, amp_dtype, out_dir, model_config, model, criterion, optimizer,
+              torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.scheduler_factor,
+                                                         patience=config.scheduler_patience),
+              torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16),
+              HardMiningScheduler(threshold=config.hard_mining_scheduler_threshold,
+                                  factor=config.hard_mining_scheduler_factor,
+                                  min_active_fraction=config.hard_mining_scheduler_triplets_threshold),
+              WeightAverage(dist_utils.unwrap(model), config.ema_decay) if config.ema_decay > 0 else None,
+              build_train_dataset(data, config), build_eval_dataset(data.train, config),
+              build_eval_dataset(data.val, config) if data.val is not None else None,
+              tracker, best)
     if config.resume and (out_dir / "last.pth").exists():
-        start_epoch, history = resume_state(out_dir / "last.pth", model, optimizer, plateau, hard_scheduler, best,
-                                             criterion, average=average)
+        run.start_epoch, run.history = resume_state(out_dir / "last.pth", model, optimizer, run.plateau,
+                                                    run.hard_scheduler, run.best, criterion, average=run.average)
         if tracker:
-            tracker.restore(history)
-        log.info("resumed from %s at epoch %d", out_dir / "last.pth", start_epoch)
+            tracker.restore(run.history)
+        log.info("resumed from %s at epoch %d", out_dir / "last.pth", run.start_epoch)
+    return run
 
-    baseline = {}
-    if dist_utils.is_main() and val_eval is not None and config.report_untrained:
-        # Before training, so the learning curves can show it from the first epoch on.
-        baseline = untrained_baseline(model_config, data, train_eval, val_eval, device, config)
-        if hasattr(tracker, "log_baseline"):
-            tracker.log_baseline(baseline)
+
+def train(config: TrainConfig, data: TrainingData | None = None, tracker=None) -> dict:
+    """Train a model as ``config`` says; returns the final epoch's metrics.
+
+    ``data`` replaces loading ``config.training_set_path`` (e.g. a signer subset built in
+    memory by a cross-validation protocol); the paths are then only recorded.
+    ``tracker`` replaces the one ``config.tracker`` names (same methods as training.tracking's).
+    """
+    run = build_run(config, data, tracker)
+    baseline = untrained_baseline(run)   # before training, so the learning curves show it from the start
     metrics: dict = {}
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(run.start_epoch, config.epochs):
         dist_utils.wait_for_main()  # DDP: other ranks wait here (long timeout) while rank 0 evaluates and saves
         started = time.perf_counter()
-        train_set.set_epoch(epoch)
-        apply_warmup(optimizer, config, epoch)
-        batches = dist_utils.shard(epoch_batches(config, train_set, dist_utils.unwrap(model), epoch, device, hard_scheduler))
-        loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collate, num_workers=config.num_workers)
-        metrics = {"epoch": epoch, **train_one_epoch(model, criterion, optimizer, loader, device, scaler, config,
-                                                     hard_scheduler, amp_dtype, mining_hard(config, epoch),
-                                                     average)}
-        metrics["lr"] = optimizer.param_groups[0]["lr"]
-        metrics["hard_threshold"] = hard_scheduler.threshold
+        loader = epoch_loader(run, epoch)
+        metrics = {"epoch": epoch, **train_one_epoch(run.model, run.criterion, run.optimizer, loader, run.device,
+                                                     run.scaler, config, run.hard_scheduler, run.amp_dtype,
+                                                     mining_hard(config, epoch), run.average)}
+        metrics["lr"], metrics["hard_threshold"] = run.optimizer.param_groups[0]["lr"], run.hard_scheduler.threshold
         metrics["train_seconds"] = time.perf_counter() - started
         metrics["samples_per_s"] = metrics.pop("samples") / metrics["train_seconds"]
         if epoch >= config.scheduler_warmup:
-            plateau.step(metrics["train_loss"])
-        last_epoch = epoch == config.epochs - 1
+            run.plateau.step(metrics["train_loss"])
         val_embeddings = None
-        if dist_utils.is_main() and (last_epoch or (config.eval_every > 0 and (epoch + 1) % config.eval_every == 0)):
+        if dist_utils.is_main() and evaluated_epoch(config, epoch):
             evaluation_started = time.perf_counter()
-            evaluated = average.model if average is not None else model  # the model best.pth will hold
-            metrics.update(evaluate_epoch(evaluated, data, train_eval, val_eval, device, config))
-            val_embeddings = metrics.pop("_val_embeddings", None)
-            metrics["eval_seconds"] = time.perf_counter() - evaluation_started
+            scores, val_embeddings = evaluate_epoch(run.evaluated_model, run.data, run.train_eval, run.val_eval,
+                                                    run.device, config)
+            metrics.update(scores, eval_seconds=time.perf_counter() - evaluation_started)
         metrics["epoch_seconds"] = time.perf_counter() - started
-        if not dist_utils.is_main():
-            continue
-        history.append(metrics)
-        tracker.log_epoch(metrics)
-        log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-        # The epoch's files before last.pth: a run killed before last.pth is written redoes the
-        # whole epoch on --resume, so no output of the epoch can be missing afterwards.
-        if val_embeddings is not None and config.tracker != "none" and (
-                last_epoch or (config.plot_every > 0 and (epoch + 1) % config.plot_every == 0)):
-            _plot_embeddings(val_embeddings, data, out_dir, epoch, tracker)
-        improved = best.offer(epoch, metrics)
-        payload = checkpoint_payload(model, config, model_config, data, metrics, history, epoch, best,
-                                     optimizer, plateau, hard_scheduler, criterion, average)
-        if improved:
-            save_checkpoint(out_dir / "best.pth", payload)
-        if config.save_checkpoints_every > 0 and (epoch + 1) % config.save_checkpoints_every == 0:
-            save_checkpoint(out_dir / f"epoch_{epoch + 1}.pth", payload)
-        save_checkpoint(out_dir / "last.pth", payload)
+        if dist_utils.is_main():
+            record_epoch(run, epoch, metrics, val_embeddings)
+    return finish(run, metrics, baseline)
+
+
+def evaluated_epoch(config: TrainConfig, epoch: int) -> bool:
+    """Every ``--eval_every`` epochs, and always the last one."""
+    return epoch == config.epochs - 1 or (config.eval_every > 0 and (epoch + 1) % config.eval_every == 0)
+
+
+def epoch_loader(run: Run, epoch: int) -> DataLoader:
+    """The epoch's batches (this rank's share), hard-regrouped with the current model when mining hard."""
+    run.train_set.set_epoch(epoch)
+    apply_warmup(run.optimizer, run.config, epoch)
+    if mining_hard(run.config, epoch):
+        batches = hard_batches(run.config, run.train_set, dist_utils.unwrap(run.model), epoch, run.device,
+                               run.hard_scheduler)
+    else:
+        batches = epoch_batches(run.config, run.train_set.sequences.labels, epoch)
+    return DataLoader(run.train_set, batch_sampler=dist_utils.shard(batches), collate_fn=collate,
+                      num_workers=run.config.num_workers)
+
+
+def record_epoch(run: Run, epoch: int, metrics: dict, val_embeddings: np.ndarray | None) -> None:
+    """Log the epoch, draw its embeddings when due, offer it to ``best.pth`` and save the checkpoints.
+
+    The epoch's files come before ``last.pth``: a run killed before ``last.pth`` is written
+    redoes the whole epoch on ``--resume``, so no output of the epoch can be missing afterwards.
+    """
+    config = run.config
+    run.history.append(metrics)
+    run.tracker.log_epoch(metrics)
+    log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    if val_embeddings is not None and config.tracker != "none" and (
+            epoch == config.epochs - 1 or (config.plot_every > 0 and (epoch + 1) % config.plot_every == 0)):
+        _plot_embeddings(val_embeddings, run.data, run.out_dir, epoch, run.tracker)
+    improved = run.best.offer(epoch, metrics)
+    payload = epoch_checkpoint(run, epoch, metrics)
+    if improved:
+        save_checkpoint(run.out_dir / "best.pth", payload)
+    if config.save_checkpoints_every > 0 and (epoch + 1) % config.save_checkpoints_every == 0:
+        save_checkpoint(run.out_dir / f"epoch_{epoch + 1}.pth", payload)
+    save_checkpoint(run.out_dir / "last.pth", payload)
+
+
+def finish(run: Run, metrics: dict, baseline: dict) -> dict:
+    """The final metrics with the untrained figures beside them; trackers and process groups closed."""
     if baseline:
         metrics.update({f"untrained_{k}": v for k, v in baseline.items()})
         log.info("untrained baseline: %s", " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith("untrained_")))
-    if dist_utils.is_main() and best.epoch >= 0:
-        log.info("best.pth: epoch %d by %s = %.4g", best.epoch, best.metric, best.value)
-    if tracker:
-        tracker.close()
+    if dist_utils.is_main() and run.best.epoch >= 0:
+        log.info("best.pth: epoch %d by %s = %.4g", run.best.epoch, run.best.metric, run.best.value)
+    if run.tracker:
+        run.tracker.close()
     dist_utils.cleanup()
     return metrics
 
 
-def checkpoint_payload(model, config, model_config, data, metrics, history, epoch, best: BestCheckpoint,
-                       optimizer, plateau, hard_scheduler, criterion=None, average: WeightAverage | None = None) -> dict:
-    """What ``best.pth``/``last.pth`` hold: the model (state, configs, vocabulary, clip preparation),
-    the epoch's metrics and which epoch/metric chose ``best.pth``, and the state to resume from.
-
-    With an EMA of the weights, ``state_dict`` is the average (what was evaluated and what
-    evaluation and export load); the raw weights go to ``trained_state_dict`` for resuming."""
-    trained = dist_utils.unwrap(model).state_dict()
-    extra = {"trained_state_dict": trained, "weight_average": average.state_dict()} if average is not None else {}
-    return {
-        "state_dict": average.model.state_dict() if average is not None else trained, "config": config.to_dict(),
-        "model_config": {**model_config.__dict__}, "label_names": list(data.label_names),
-        "normalization": config.preprocessing(),
-        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
-        "selection": best.to_dict(),
-        "history": history, "epoch": epoch, "best_metric": best.value,
-        "optimizer": optimizer.state_dict(), "scheduler": plateau.state_dict(),
-        "hard_scheduler": hard_scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-        "criterion": criterion.state_dict() if criterion is not None else {}, **extra,
-    }
-
-
-def untrained_baseline(model_config, data, train_eval, val_eval, device, config) -> dict:
-    """The same network with its initial (untrained) weights, evaluated the same way."""
+def untrained_baseline(run: Run) -> dict:
+    """The same network with its initial (untrained) weights, evaluated the same way (``--report_untrained``)."""
+    if not (dist_utils.is_main() and run.val_eval is not None and run.config.report_untrained):
+        return {}
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        untrained = build_model(model_config).to(device)
-    scores = evaluate_epoch(untrained, data, train_eval, val_eval, device, config)
-    scores.pop("_val_embeddings", None)
+        torch.manual_seed(run.config.seed)
+        untrained = build_model(run.model_config).to(run.device)
+    scores, _ = evaluate_epoch(untrained, run.data, run.train_eval, run.val_eval, run.device, run.config)
+    if hasattr(run.tracker, "log_baseline"):
+        run.tracker.log_baseline(scores)
     return scores
 
 

@@ -37,11 +37,11 @@ REPO_ROOT = WEB_DIR.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from augmentations import normalization  # noqa: E402
+from augmentations.torch_data import resample_frames  # noqa: E402
 from datasets import layout  # noqa: E402
-from datasets import normalization  # noqa: E402
 from datasets.atomic import atomic_write  # noqa: E402
 from datasets.errors import DataError, UsageError  # noqa: E402
-from datasets.torch_data import resample_frames  # noqa: E402
 from export.quantize import INT8_FILE  # noqa: E402
 
 log = logging.getLogger("web.build")

@@ -508,7 +508,7 @@ def test_pose_output_is_pose_formats_own_holistic_file_and_matches_the_npy(clips
     from pose_format import Pose
 
     from datasets import formats
-    from datasets.normalization import normalize
+    from augmentations.normalization import normalize
 
     folder = only(clips, ["messi.mp4", "sandwich.mp4"], tmp_path / "videos")
     out = tmp_path / "out"

@@ -10,10 +10,10 @@ import logging
 import numpy as np
 import pytest
 
+from augmentations.normalization import normalize
 from datasets import formats, layout
 from datasets.errors import DataError
 from datasets.landmark_folder import read_index, read_landmark_folder
-from datasets.normalization import normalize
 from tests import pose_fixtures as fixtures
 
 WIDTH, HEIGHT = 640, 480

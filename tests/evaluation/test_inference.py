@@ -3,14 +3,14 @@ import numpy as np
 import pytest
 import torch
 
+from augmentations.torch_data import SignDataset
 from datasets import layout
 from datasets.errors import DataError
 from datasets.loading import load_sequence_set
-from datasets.torch_data import SignDataset
 from evaluation.embedding import embed_dataset
 from evaluation.inference import NoDetectionError, check_detections, load_embedder, untrained_twin
+from models.checkpoint import load_checkpoint, save_checkpoint
 from models.spoter import build_model
-from training.checkpoint import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_untrained_twin_is_the_seeded_initialisation(tiny_checkpoint, val_set):
     state = torch.get_rng_state()
     twin = untrained_twin(trained)
     assert torch.equal(torch.get_rng_state(), state)            # the caller's RNG is left alone
-    torch.manual_seed(trained.config.seed)
+    torch.manual_seed(trained.seed)
     reference = build_model(trained.model.config)
     for key, value in reference.state_dict().items():
         assert torch.equal(value, twin.model.state_dict()[key]), key
@@ -66,10 +66,24 @@ def test_bad_checkpoints_give_one_line_errors(tmp_path, tiny_checkpoint):
     with pytest.raises(DataError, match="checkpoint not found"):
         load_embedder(tmp_path / "missing.pth")
     checkpoint = load_checkpoint(tiny_checkpoint)
-    checkpoint["config"] = {**checkpoint["config"], "not_a_field": 1}
+    checkpoint["normalization"] = {**checkpoint["normalization"], "body": "sideways"}
     save_checkpoint(tmp_path / "odd.pth", checkpoint)
-    with pytest.raises(DataError, match="config is not usable.*not_a_field"):
+    with pytest.raises(DataError, match=r"odd\.pth: checkpoint normalization 'sideways' is not one of centered"):
         load_embedder(tmp_path / "odd.pth")
+    checkpoint["normalization"] = {**checkpoint["normalization"], "body": "centered", "max_frames": "many"}
+    save_checkpoint(tmp_path / "odd.pth", checkpoint)
+    with pytest.raises(DataError, match="clip preparation settings are not usable"):
+        load_embedder(tmp_path / "odd.pth")
+
+
+def test_embedder_prepares_clips_as_training_evaluated_them(tiny_checkpoint, val_set):
+    """The checkpoint's preparation settings are those training's evaluation pass used, key for key."""
+    from training.config import TrainConfig
+    from training.data import build_eval_dataset
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    config = TrainConfig.from_dict(dict(checkpoint["config"]))
+    assert load_embedder(tiny_checkpoint).dataset(val_set).settings == build_eval_dataset(val_set, config).settings
+    assert load_embedder(tiny_checkpoint).seed == config.seed
 
 
 def test_detection_check():

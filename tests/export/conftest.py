@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from models.checkpoint import save_checkpoint
 from models.spoter import SpoterConfig, build_model
-from training.checkpoint import save_checkpoint
 
 SMALL = {"num_encoder_layers": 1, "num_decoder_layers": 1, "dim_feedforward": 64}
 NORMALIZATION = {"body": "centered", "hands": True, "resample_frames": 0, "max_frames": 256}
@@ -71,7 +71,7 @@ def small_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_model(small_checkpoint):
-    from training.checkpoint import load_checkpoint, model_from_checkpoint
+    from models.checkpoint import load_checkpoint, model_from_checkpoint
     return model_from_checkpoint(load_checkpoint(small_checkpoint))
 
 

@@ -73,7 +73,7 @@ def test_real_dev_as_validation_set(real_dev_dir, folder, expected_metadata):
 
 
 def test_validation_clips_follow_the_checkpoint_settings(expected_metadata):
-    from datasets.preprocess import prepare
+    from augmentations.preprocess import prepare
     settings = {**expected_metadata["normalization"], "canonical_handedness": True, "resample_frames": 24}
     data = validation_clips(settings)
     sequences = synthetic_sequences()

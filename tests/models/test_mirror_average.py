@@ -5,10 +5,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from augmentations.normalization import normalize
 from augmentations.transforms import Mirror
 from datasets import layout
 from datasets.errors import UsageError
-from datasets.normalization import normalize
 from datasets.synthetic import generate_signs
 from export.onnx_export import export_validated
 from models import SpoterConfig, build_model

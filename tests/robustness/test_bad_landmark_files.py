@@ -105,7 +105,7 @@ def test_predict_refuses_the_file_in_one_line(results, folders, name):
 
 
 def test_train_with_skip_bad_files_names_each_skipped_file_and_trains_on_the_rest(results, folders):
-    from training.checkpoint import load_checkpoint
+    from models.checkpoint import load_checkpoint
     runs, out = results
     run = runs["train-skip"]
     assert_no_traceback(run)

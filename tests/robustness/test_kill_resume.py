@@ -56,7 +56,7 @@ def finished(command: list[str], env: dict) -> subprocess.CompletedProcess:
 
 def check_complete_files(folder: Path) -> list[str]:
     """Every file under its final name is whole; returns the names checked."""
-    from training.checkpoint import load_checkpoint
+    from models.checkpoint import load_checkpoint
     names = []
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):  # a temporary file of atomic_write (never under a final name)
@@ -119,7 +119,7 @@ def kill_at_random(command: list[str], env: dict, folder: Path, rng: np.random.G
 
 
 def test_kill_9_during_training_then_resume_gives_the_uninterrupted_weights(tiny_synthetic_dataset, tmp_path, env):
-    from training.checkpoint import load_checkpoint
+    from models.checkpoint import load_checkpoint
     reference_dir = tmp_path / "reference"
     started = time.monotonic()
     finished(train_command(tiny_synthetic_dataset, reference_dir), env)

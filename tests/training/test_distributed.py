@@ -14,8 +14,8 @@ import pytest
 
 from datasets.sequences import SequenceSet
 from datasets.spoter_csv import write_spoter_csv
+from models.checkpoint import load_checkpoint
 from training import distributed
-from training.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTIVE_SECONDS = 4  # the process group's timeout in the run below

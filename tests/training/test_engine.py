@@ -12,7 +12,7 @@ import torch
 
 from datasets.sequences import SequenceSet
 from datasets.spoter_csv import write_spoter_csv
-from training.checkpoint import load_checkpoint
+from models.checkpoint import load_checkpoint
 from training.config import TrainConfig
 from training.engine import train
 

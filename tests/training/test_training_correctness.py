@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 import torch
 
+from augmentations.torch_data import collate
 from datasets.errors import UsageError
 from datasets.sequences import SequenceSet
 from datasets.spoter_csv import write_spoter_csv
-from datasets.torch_data import collate
 from models import SpoterConfig, build_model
+from models.checkpoint import load_checkpoint
 from models.lean_layers import LeanEncoderLayer
 from training import engine
-from training.checkpoint import load_checkpoint
 from training.cli import config_from_args
 from training.config import TrainConfig
 from training.engine import BestCheckpoint, resolve_amp, train, train_one_epoch
@@ -147,7 +147,7 @@ def test_best_checkpoint_is_an_evaluated_epoch_chosen_by_its_named_metric(tiny_c
 
 def test_best_pth_is_written_even_when_every_score_is_nan(tiny_csvs, tmp_path, monkeypatch):
     def nan_evaluation(*args, **kwargs):
-        return {"train_silhouette": float("nan"), "val_silhouette": float("nan")}
+        return {"train_silhouette": float("nan"), "val_silhouette": float("nan")}, None
     monkeypatch.setattr(engine, "evaluate_epoch", nan_evaluation)
     train(_config(tiny_csvs, tmp_path, epochs=3, eval_every=2, select_metric="val_silhouette", report_untrained=False))
     best = load_checkpoint(tmp_path / "t" / "best.pth")
@@ -340,7 +340,7 @@ def test_untrained_figures_are_logged_before_training_and_drawn_beside_the_curve
     from training.data import build_eval_dataset, load_training_data
     config = _config(tiny_csvs, tmp_path)
     data = load_training_data(config)
-    again = engine.evaluate_epoch(model, data, build_eval_dataset(data.train, config),
+    again, _ = engine.evaluate_epoch(model, data, build_eval_dataset(data.train, config),
                                   build_eval_dataset(data.val, config), torch.device("cpu"), config)
     assert again["val_top1"] == pytest.approx(baseline["val_top1"])
     assert (tmp_path / "t" / "curves.png").stat().st_size > 0

@@ -6,8 +6,8 @@ import torch
 
 from datasets.errors import DataError, UsageError
 from models import SpoterConfig, build_model
+from models.checkpoint import load_checkpoint
 from training import engine
-from training.checkpoint import load_checkpoint
 from training.config import TrainConfig
 from training.data import build_eval_dataset, load_training_data
 from training.engine import train
@@ -59,7 +59,7 @@ def test_the_average_is_what_is_evaluated_saved_and_resumed(tiny_csvs, tmp_path)
     model = build_model(SpoterConfig.from_dict(saved["model_config"]))
     model.load_state_dict(averaged)
     data = load_training_data(config)
-    again = engine.evaluate_epoch(model, data, build_eval_dataset(data.train, config),
+    again, _ = engine.evaluate_epoch(model, data, build_eval_dataset(data.train, config),
                                   build_eval_dataset(data.val, config), torch.device("cpu"), config)
     assert again["val_silhouette"] == pytest.approx(saved["metrics"]["val_silhouette"], abs=1e-6)
 

@@ -74,7 +74,7 @@ def exported_model(tmp_path_factory) -> Path:
     from export import export_onnx, write_model_json
     from models import build_model
     from models.spoter import SpoterConfig
-    from training.checkpoint import save_checkpoint
+    from models.checkpoint import save_checkpoint
 
     folder = tmp_path_factory.mktemp("web-model")
     torch.manual_seed(0)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from augmentations.normalization import normalize
 from datasets import layout
-from datasets.normalization import normalize
 from datasets.synthetic import generate_signs
 
 pytestmark = pytest.mark.browser
@@ -83,7 +83,7 @@ def test_browser_normalization_matches_python_on_real_dev(drive, demo_server, re
 
 def test_browser_resampling_indices_match_python(drive, demo_server):
     """numpy rounds halves to even (round(linspace(...))): the page must pick the same frames."""
-    from datasets.torch_data import resample_frames
+    from augmentations.torch_data import resample_frames
     pairs = [[n, t] for n in (1, 2, 5, 6, 30, 99, 100, 101, 257, 1000) for t in (1, 2, 3, 50, 64, 100, 256)]
     got = drive(demo_server.url, [{"op": "resample", "pairs": pairs}])["results"][0]
     for (n, t), indices in zip(pairs, got):

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from datasets import layout, normalization
+from augmentations import normalization
+from datasets import layout
 
 def test_web_build_writes_layout_from_the_source_of_truth(demo_public):
     doc = json.loads((demo_public / "layout.json").read_text())

@@ -1,8 +1,8 @@
 // Raw MediaPipe Holistic frames -> SPOTER points -> normalised model input.
 //
 // Every index and constant comes from public/layout.json, which web/build.py writes
-// from datasets/layout.py (layout_spec) and datasets/normalization.py; the formulas
-// below follow datasets/normalization.py line by line (same branches, same guards),
+// from datasets/layout.py (layout_spec) and augmentations/normalization.py; the formulas
+// below follow augmentations/normalization.py line by line (same branches, same guards),
 // so the page and Python give the same numbers. Arrays are flat Float32Arrays:
 // raw (T, 150) and points (T, P, 2) in C order.
 
@@ -228,7 +228,7 @@ function normalizeHandFrame(pts, out, o, L, [h0, h1]) {
   }
 }
 
-/** Normalise points (T, P, 2) like datasets.normalization.normalize(points, body, hands). */
+/** Normalise points (T, P, 2) like augmentations.normalization.normalize(points, body, hands). */
 export function normalize(points, frames, L, { body = "centered", hands = true } = {}) {
   if (!L.bodyVariants.includes(body)) {
     throw new LandmarkError(`unknown body normalisation '${body}'; choose from ${L.bodyVariants.join(", ")}`);

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from augmentations.normalization import normalize
+from augmentations.transforms import Mirror
 from datasets import layout
-from datasets.normalization import normalize
 
 DEFAULT_SETTINGS = {"body": "centered", "hands": True, "resample_frames": 0, "max_frames": 256,
                     "canonical_handedness": False}
@@ -47,7 +48,6 @@ def left_hand_dominant(points: np.ndarray) -> bool:
 def canonicalize_handedness(points: np.ndarray) -> np.ndarray:
     if not left_hand_dominant(points):
         return points
-    from augmentations.transforms import Mirror
     return Mirror()(points)
 
 

@@ -1,4 +1,9 @@
-"""Checkpoints as plain dicts: loadable with ``torch.load(..., weights_only=True)``."""
+"""Checkpoints as plain dicts: loadable with ``torch.load(..., weights_only=True)``.
+
+A checkpoint is a model's weights and config plus how its clips were prepared, so
+everything that reads one (evaluation, export, the web build) needs only this module,
+not the training package that wrote it.
+"""
 from __future__ import annotations
 
 import os
@@ -6,12 +11,27 @@ from pathlib import Path
 
 import torch
 
+from augmentations.normalization import BODY_VARIANTS
+from augmentations.preprocess import DEFAULT_SETTINGS
 from datasets.atomic import atomic_write
 from datasets.errors import DataError
 
 REQUIRED_KEYS = ("state_dict", "config", "model_config", "label_names")
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format is a zip archive
 _PICKLE_PROTO = b"\x80"      # the legacy format starts with a pickle protocol opcode
+
+
+def checkpoint_payload(state_dict: dict, config: dict, model_config: dict, label_names, normalization: dict,
+                       metrics: dict | None = None, **training_state) -> dict:
+    """The one layout of a checkpoint: weights, the run's config and the model's, the vocabulary,
+    how clips were prepared (:func:`preparation_settings` reads it back) and the numeric metrics;
+    ``training_state`` (optimiser, schedulers, epoch, ...) is kept as given, for resuming."""
+    return {
+        "state_dict": state_dict, "config": dict(config), "model_config": dict(model_config),
+        "label_names": [str(name) for name in label_names], "normalization": dict(normalization),
+        "metrics": {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))},
+        **training_state,
+    }
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
@@ -84,3 +104,38 @@ def error_detail(error: Exception, limit: int = 240) -> str:
     """
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()] or [type(error).__name__]
     return " ".join(lines[:2])[:limit]
+
+
+def preparation_settings(checkpoint: dict, path: str = "checkpoint") -> dict:
+    """How the checkpoint's clips were prepared: the settings dict of :func:`augmentations.preprocess.prepare`.
+
+    The stored ``normalization`` block takes precedence over the training ``config``
+    (older checkpoints lack some of its keys); a length limit recorded nowhere is the
+    model's own (its learned positional table).
+    """
+    config, stored = checkpoint.get("config") or {}, checkpoint.get("normalization") or {}
+    if not isinstance(stored, dict):
+        raise DataError(f"{path}: checkpoint normalization is not a dict (got {type(stored).__name__})")
+    settings = {
+        **DEFAULT_SETTINGS,
+        "body": config.get("normalization", DEFAULT_SETTINGS["body"]),
+        "max_frames": config.get("max_frames", checkpoint["model_config"].get("max_frames", DEFAULT_SETTINGS["max_frames"])),
+        "resample_frames": config.get("resample_frames", DEFAULT_SETTINGS["resample_frames"]),
+        "canonical_handedness": config.get("canonical_handedness", DEFAULT_SETTINGS["canonical_handedness"]),
+    }
+    settings.update({key: stored[key] for key in ("hands", "max_frames", "resample_frames", "canonical_handedness")
+                     if key in stored})
+    if "body" in stored:
+        settings["body"] = stored["body"]
+    try:
+        settings = {"body": str(settings["body"]), "hands": bool(settings["hands"]),
+                    "resample_frames": int(settings["resample_frames"] or 0), "max_frames": int(settings["max_frames"]),
+                    "canonical_handedness": bool(settings["canonical_handedness"])}
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{path}: checkpoint clip preparation settings are not usable ({error})") from None
+    if settings["body"] not in BODY_VARIANTS:
+        raise DataError(f"{path}: checkpoint normalization {settings['body']!r} is not one of {', '.join(BODY_VARIANTS)}")
+    if settings["max_frames"] < 1 or settings["resample_frames"] < 0:
+        raise DataError(f"{path}: checkpoint frame limits are not usable (max_frames {settings['max_frames']}, "
+                        f"resample_frames {settings['resample_frames']})")
+    return settings

@@ -7,7 +7,7 @@ from datasets.errors import UsageError
 from datasets.sequences import SequenceSet
 from torch.utils.data import DataLoader
 
-from datasets.torch_data import Draw, PKSampler, SignDataset, collate, pad_batch, resample_frames
+from augmentations.torch_data import Draw, PKSampler, SignDataset, collate, pad_batch, resample_frames
 
 
 def _dataset(n=24, classes=6, seed=0):

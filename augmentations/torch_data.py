@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from datasets.errors import UsageError
-from datasets.preprocess import DEFAULT_SETTINGS, prepare, resample_frames  # noqa: F401 (re-export)
+from augmentations.preprocess import DEFAULT_SETTINGS, prepare, resample_frames  # noqa: F401 (re-export)
 from datasets.sequences import SequenceSet
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from augmentations.normalization import normalize
 from datasets import layout
-from datasets.normalization import normalize
 
 
 def _reference_hand(hand):

@@ -1,4 +1,4 @@
-"""Shared behaviour of the command-line entry points: one-line errors, exit codes, logging."""
+"""Shared behaviour of the command-line entry points: one-line errors, exit codes, logging, --debug, --device."""
 from __future__ import annotations
 
 import logging
@@ -6,6 +6,43 @@ import os
 import sys
 
 DEBUG_HINT = "rerun with --debug (or SPOTER_DEBUG=1) for the traceback"
+DEBUG_HELP = ("show full tracebacks on errors and debug logging, with the native FFmpeg/MediaPipe output where "
+              "videos are read (also: SPOTER_DEBUG=1)")
+DEVICE_HELP = "auto (cuda when available, else cpu), cpu, cuda or cuda:N"
+
+
+def add_debug_option(parser) -> None:
+    """``--debug``: the same flag, with the same meaning, on every entry point."""
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+
+
+def add_device_option(parser) -> None:
+    """``--device`` (default ``auto``), resolved by :func:`resolve_device`."""
+    parser.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default: auto)")
+
+
+def debug_requested(argv=()) -> bool:
+    """``--debug`` among the arguments, or ``SPOTER_DEBUG`` set (to anything but 0)."""
+    return "--debug" in argv or os.environ.get("SPOTER_DEBUG", "") not in ("", "0")
+
+
+def resolve_device(name: str):
+    """The torch device of a ``--device`` value: ``auto`` = cuda when available, else cpu.
+
+    The one resolution of ``--device`` for train.py (``TrainConfig.device``), evaluate.py and
+    predict.py; a bad or unavailable device is a usage error.
+    """
+    import torch
+
+    from datasets.errors import UsageError
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine")
+    try:
+        return torch.device(name)
+    except RuntimeError:  # torch lists every device type it knows; the usual ones are enough here
+        raise UsageError(f"--device {name!r}: not a device; use {DEVICE_HELP}") from None
 
 
 def _first_line(error: BaseException) -> str:
@@ -29,7 +66,7 @@ def run_cli(main, argv=None) -> int:
     ``SPOTER_DEBUG=1`` to see the full traceback instead.
     """
     argv = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in argv or os.environ.get("SPOTER_DEBUG", "") not in ("", "0")
+    debug = debug_requested(argv)
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from datasets.errors import DataError, UsageError

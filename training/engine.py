@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from datasets.errors import DataError, UsageError
 from datasets.torch_data import PKSampler, collate
+from entrypoint import resolve_device
 from evaluation.embedding import embed_dataset
 from evaluation.knn import silhouette
 from evaluation.report import EmbeddedSet, knn_figures
@@ -31,17 +32,6 @@ from training.tracking import build_tracker
 from training.weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available on this machine")
-    try:
-        return torch.device(name)
-    except RuntimeError:  # torch lists every device type it knows; the usual ones are enough here
-        raise UsageError(f"--device {name!r}: not a device; use auto, cpu, cuda or cuda:N") from None
 
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from entrypoint import run_cli
+from entrypoint import add_debug_option, run_cli
 
 
 def _positive_int(text: str) -> int:
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write model_int8.onnx (dynamic quantisation) and report its embedding drift")
     parser.add_argument("--validation-set", default=None,
                         help="SPOTER CSV or landmark folder for the --quantize report (default: a synthetic set)")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    add_debug_option(parser)
     return parser
 
 

@@ -1,9 +1,10 @@
-"""Shared behaviour of the command-line entry points: one-line errors, exit codes, logging."""
+"""Shared behaviour of the command-line entry points: one-line errors, exit codes, logging, --debug."""
 from __future__ import annotations
 
 import logging
-import os
 import sys
+
+from datasets.errors import add_debug_option, debug_requested  # noqa: F401 (the shared --debug; --device: models.device)
 
 DEBUG_HINT = "rerun with --debug (or SPOTER_DEBUG=1) for the traceback"
 
@@ -29,7 +30,7 @@ def run_cli(main, argv=None) -> int:
     ``SPOTER_DEBUG=1`` to see the full traceback instead.
     """
     argv = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in argv or os.environ.get("SPOTER_DEBUG", "") not in ("", "0")
+    debug = debug_requested(argv)
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from datasets.errors import DataError, UsageError

@@ -19,14 +19,15 @@ import os
 import sys
 import traceback
 
+from entrypoint import add_debug_option, debug_requested
+
 log = logging.getLogger("preprocessing")
 
 
 def _common_options() -> argparse.ArgumentParser:
     """Options every subcommand accepts (a parent parser, so they go after the subcommand)."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--debug", action="store_true",
-                        help="show tracebacks and the native FFmpeg/MediaPipe log output")
+    add_debug_option(parent)
     return parent
 
 
@@ -219,6 +220,7 @@ def run_merge_shards(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.debug = args.debug or debug_requested()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s: %(message)s")
     try:
         return args.func(args)

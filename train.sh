@@ -16,7 +16,7 @@ DATA_DIR="${DATA_DIR:-data/builtin}"
 # A later --config on the command line replaces this preset.
 DEFAULTS=(--config configs/builtin.json)
 case " $* " in
-  *" --training_set_path"*) ;;
+  *" --training_set_path"* | *" --training-set-path"*) ;;  # either spelling: the data are given
   *)
     if [ ! -f "$DATA_DIR/builtin_train.csv" ]; then
       "$PYTHON" -m datasets.synthetic "$DATA_DIR" --name builtin

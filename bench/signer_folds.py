@@ -267,12 +267,12 @@ def recipe_config(name: str, flags: str):
         argv = shlex.split(flags)
     except ValueError as error:
         raise UsageError(f"--recipe {name}: {error}") from None
-    if any(a.split("=")[0] in ("--training_set_path", "--validation_set_path") for a in argv):
-        raise UsageError(f"--recipe {name}: no data paths in a recipe; the data come from --data")
     messages = io.StringIO()
     try:
         with contextlib.redirect_stderr(messages):
-            config, _ = config_from_args(argv)
+            config, args = config_from_args(argv)
+        if args.training_set_path is not None or args.validation_set_path is not None:  # either spelling
+            raise UsageError("no data paths in a recipe; the data come from --data")
         config.check()
     except SystemExit:
         lines = messages.getvalue().strip().splitlines() or ["invalid train.py flags"]

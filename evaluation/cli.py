@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from datasets.atomic import atomic_write
-from datasets.errors import DataError, UsageError
+from datasets.errors import DataError, UsageError, add_debug_option, debug_requested
 from evaluation.gallery import Gallery, compare_with_exact, load_galleries
 from evaluation.inference import VideoReader, expand_inputs, load_embedder, read_input, untrained_twin
 from evaluation.report import EmbeddedSet, evaluate_embeddings, format_per_gloss, format_table
 from evaluation.search import AUTO_EXACT_BELOW, INDEX_KINDS, choose_kind, recall_at
+from models.device import add_device_option, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +57,11 @@ def evaluate_parser() -> argparse.ArgumentParser:
                              "exact search on the same queries (the protocols above are always exact); with "
                              "--save-gallery, the index is saved beside the gallery")
     parser.add_argument("--batch-size", type=int, default=128, help="clips per forward pass")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_option(parser)
     parser.add_argument("--no-cache", action="store_true", help="do not use the dataset cache")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    add_debug_option(parser)
     return parser
-
-
-def _device(name: str):
-    try:
-        from models.device import resolve_device
-        return resolve_device(name)
-    except RuntimeError as error:  # torch's message for a malformed device string
-        raise UsageError(f"--device {name}: {str(error).splitlines()[0]}") from None
 
 
 def _load(source: str, split: str | None, index: str | None, cache: bool, what: str, progress: bool = False):
@@ -124,7 +117,7 @@ def run_evaluation(args) -> dict:
     """Everything ``evaluate.py`` does; returns the JSON report (also printed as a table)."""
     _check_args(args)
     same = _same_set(args)
-    trained = load_embedder(args.checkpoint, device=_device(args.device))
+    trained = load_embedder(args.checkpoint, device=resolve_device(args.device))
     if args.untrained:
         models = [untrained_twin(trained)]
     else:
@@ -260,8 +253,8 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--signer", default="", help="with --enrol: the signer id of the new clips")
     parser.add_argument("--remove-gloss", metavar="GLOSS", nargs="+",
                         help="remove every clip of these glosses from the gallery and save it (no inputs)")
-    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    add_device_option(parser)
+    add_debug_option(parser)
     return parser
 
 
@@ -319,7 +312,7 @@ def run_prediction(args) -> tuple[list[dict], int]:
         raise UsageError(f"--top-k must be >= 1, got {args.top_k}")
     if not args.inputs:
         raise UsageError("no INPUT given (only --remove-gloss works without inputs)")
-    embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=_device(args.device))
+    embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=resolve_device(args.device))
     gallery, kind = _prediction_gallery(args, embedder)
     outcomes, raws, slots = _read_inputs(args, expand_inputs(args.inputs))
     if raws:
@@ -346,7 +339,7 @@ def run_dictionary_change(args) -> str:
     """``--enrol GLOSS`` or ``--remove-gloss``: change the saved gallery (and its index) in place."""
     if len(args.gallery) != 1 or Path(args.gallery[0]).suffix.lower() != ".npz":
         raise UsageError("--enrol/--remove-gloss change one .npz gallery: give exactly one --gallery FILE.npz")
-    embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=_device(args.device))
+    embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=resolve_device(args.device))
     gallery, kind = _prediction_gallery(args, embedder)
     args.gallery = args.gallery[0]
     if args.remove_gloss:
@@ -388,6 +381,7 @@ def parse_predict_args(argv=None) -> argparse.Namespace:
     """
     parser = predict_parser()
     args = parser.parse_args(argv)
+    args.debug = args.debug or debug_requested()  # also the native video-reading output
     keep = 1
     while keep < len(args.gallery) and _is_gallery_file(args.gallery[keep]):
         keep += 1

@@ -1,13 +1,24 @@
-"""Which torch device a run uses: one meaning of ``--device`` for every entry point."""
+"""Which torch device a run uses: one ``--device`` option and one meaning of it for every entry point."""
 from __future__ import annotations
 
 import torch
 
 from datasets.errors import UsageError
 
+DEVICE_HELP = "auto (cuda when available, else cpu), cpu, cuda or cuda:N"
+
+
+def add_device_option(parser) -> None:
+    """``--device`` (default ``auto``), resolved by :func:`resolve_device`."""
+    parser.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default: auto)")
+
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when there is one, else the CPU; a CUDA device asked for on a machine without one is refused."""
+    """The torch device of a ``--device`` value: ``auto`` = cuda when available, else cpu.
+
+    The one resolution of ``--device`` for train.py (``TrainConfig.device``), evaluate.py and
+    predict.py; a bad or unavailable device is a usage error.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -15,4 +26,4 @@ def resolve_device(name: str) -> torch.device:
     try:
         return torch.device(name)
     except RuntimeError:  # torch lists every device type it knows; the usual ones are enough here
-        raise UsageError(f"--device {name!r}: not a device; use auto, cpu, cuda or cuda:N") from None
+        raise UsageError(f"--device {name!r}: not a device; use {DEVICE_HELP}") from None

@@ -17,6 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("datasets", "augmentations", "models", "evaluation", "training", "export")
+ENTRY_POINTS = ("entrypoint", "train", "evaluate", "predict", "preprocessing", "convert")  # the top: above every package
 
 
 def imported_modules(source: str) -> list[tuple[int, str]]:
@@ -36,7 +37,8 @@ def upward_imports(package: str, source: str, where: str) -> list[str]:
     rank = LAYERS.index(package)
     return [f"{where}:{line} imports {name} ({name.split('.')[0]} is above {package})"
             for line, name in imported_modules(source)
-            if name.split(".")[0] in LAYERS and LAYERS.index(name.split(".")[0]) > rank]
+            if (name.split(".")[0] in LAYERS and LAYERS.index(name.split(".")[0]) > rank)
+            or name.split(".")[0] in ENTRY_POINTS]
 
 
 def package_modules(package: str) -> dict[str, Path]:
@@ -104,6 +106,9 @@ def test_the_checks_catch_what_they_forbid():
     assert upward_imports("training", hidden, "x.py") == []
     assert upward_imports("datasets", "import models.spoter\n", "y.py") == [
         "y.py:1 imports models.spoter (models is above datasets)"]
+    assert upward_imports("export", "from entrypoint import run_cli\n", "z.py") == [
+        "z.py:1 imports entrypoint (entrypoint is above export)",
+        "z.py:1 imports entrypoint.run_cli (entrypoint is above export)"]
     assert module_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert module_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 

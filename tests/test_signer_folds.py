@@ -285,7 +285,8 @@ def test_a_missing_data_folder_is_one_line_and_exit_2(tmp_path, capsys):
     assert len(err) == 1 and str(missing) in err[0]
 
 
-@pytest.mark.parametrize("flags", ["--bogus 1", "--epochs many", "--loss cosface", "--training_set_path x.csv"])
+@pytest.mark.parametrize("flags", ["--bogus 1", "--epochs many", "--loss cosface", "--training_set_path x.csv",
+                                   "--training-set-path x.csv", "--validation-set-path=v.csv"])
 def test_bad_recipe_flags_are_one_line_and_exit_2(tiny_synthetic_dataset, tmp_path, capsys, flags):
     argv = ["--data", str(tiny_synthetic_dataset), "--quiet", "--work-dir", str(tmp_path), "--recipe", "ok", "",
             "--recipe", "bad", flags]

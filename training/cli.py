@@ -1,4 +1,4 @@
-"""Command-line parsing for ``train.py``: every TrainConfig field is a flag (published names kept)."""
+"""Command-line parsing for ``train.py``: every TrainConfig field is a flag (published names, kebab aliases)."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +7,8 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from datasets.errors import UsageError
+from datasets.errors import UsageError, add_debug_option
+from models.device import DEVICE_HELP
 from training.config import PATH_LIST_FIELDS, TrainConfig
 
 HELP = {
@@ -30,29 +31,60 @@ HELP = {
     "mirror_average": "outside training (evaluation, galleries, export), embed each clip and its left/right "
                       "mirror and average the two: the same sign with the other dominant hand gets the same "
                       "embedding; training is unchanged",
+    "device": DEVICE_HELP,
     "skip_bad_files": "train on the readable files of a landmark folder, logging the unusable ones (default: "
                       "stop with an error naming the first one)",
 }
 
 
+def spellings(name: str) -> list[str]:
+    """A field's flags: the published snake_case one first, then its kebab-case alias (if it differs)."""
+    kebab = name.replace("_", "-")
+    return [f"--{name}"] + ([f"--{kebab}"] if kebab != name else [])
+
+
+class _Switch(argparse.BooleanOptionalAction):
+    """``--x_y``/``--no-x_y`` and ``--x-y``/``--no-x-y``; the usage line names the published pair only."""
+
+    def format_usage(self) -> str:
+        return " | ".join(self.option_strings[:2])
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Both spellings of a flag on one line, the metavar once: ``--batch_size, --batch-size INT``."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if isinstance(action, argparse.BooleanOptionalAction):
+            return ", ".join("--[no-]" + option[2:] for option in action.option_strings
+                             if not option.startswith("--no-"))
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        metavar = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return f"{', '.join(action.option_strings)} {metavar}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Flags default to None (so a --config file's values survive); help shows TrainConfig's defaults.
-    parser = argparse.ArgumentParser(description="Train a SPOTER embedding (or classification) model.")
+    parser = argparse.ArgumentParser(
+        description="Train a SPOTER embedding (or classification) model. Every flag takes the published "
+                    "snake_case spelling and its kebab-case alias (--batch_size = --batch-size); --config files "
+                    "and saved configs use the snake_case keys.",
+        formatter_class=_HelpFormatter)
     parser.add_argument("--config", help="JSON file of config values, or a preset's name from configs/ (builtin, "
                                          "published, real); command-line flags override it")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    add_debug_option(parser)
     hints = typing.get_type_hints(TrainConfig)
     for field in fields(TrainConfig):
         kind = hints[field.name]
-        flag = f"--{field.name}"
+        flags = spellings(field.name)
         if field.name in PATH_LIST_FIELDS:
-            parser.add_argument(flag, nargs="+", default=None, metavar="PATH",
+            parser.add_argument(*flags, dest=field.name, nargs="+", default=None, metavar="PATH",
                                 help=(HELP.get(field.name, "") + f" (default: {field.default!r})").strip())
         elif kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+            parser.add_argument(*flags, dest=field.name, action=_Switch, default=None,
                                 help=(HELP.get(field.name, "") + f" (default: {field.default})").strip())
         else:
-            parser.add_argument(flag, type=kind, default=None, metavar=kind.__name__.upper(),
+            parser.add_argument(*flags, dest=field.name, type=kind, default=None, metavar=kind.__name__.upper(),
                                 help=(HELP.get(field.name, "") + f" (default: {field.default})").strip())
     return parser
 

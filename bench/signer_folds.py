@@ -45,6 +45,9 @@ on stdout::
 ``ARGS`` of ``--recipe NAME ARGS`` is one quoted string of train.py flags without data
 paths (e.g. ``"--config real --loss cosface --distance cosine"``). The single-recipe form
 ``python bench/signer_folds.py --folds 3 --seeds 0 1 -- <train.py flags>`` is one recipe named ``recipe``.
+
+Why one file of ~600 lines: a benchmark is one script a user runs and reads as a whole
+(folds, trainings, scoring, summary, CLI), and only its tests import its parts.
 """
 from __future__ import annotations
 

@@ -296,7 +296,7 @@ def create_dataset(
     ``index`` None means ``index.json`` or ``index.csv`` in ``landmarks_dir``. Bad landmark
     files are skipped and reported, never fatal; impossible requests (empty output, a bad
     argument, an unreadable index) raise :class:`UsageError` / :class:`DataError` with a
-    one-line message.
+    one-line message. The steps below run in this order, each filling its part of the report.
     """
     _check_arguments(name, num_classes, split, test_size, seed)
     folder = resolve_landmarks_dir(landmarks_dir)
@@ -311,6 +311,24 @@ def create_dataset(
         labels_file=str(out / LABELS_FILE), report_file=str(out / REPORT_FILE),
         split_method=split if create_new_split else "index")
 
+    entries, targets = _index_entries(index, create_new_split, report, out / f"{name}_{TEST}.csv")
+    samples = _load_samples(folder, entries, targets, trim, progress, report)
+    samples = _keep_glosses(samples, num_classes, report)
+    if create_new_split:
+        _draw_split(samples, split, test_size, seed, report)
+    by_file = _group_by_file(samples, writes_test=bool(report.test_file), create_new_split=create_new_split,
+                             report=report)
+    _report_coverage(samples, by_file, report)
+    _write_outputs(by_file, report, stale_test=out / f"{name}_{TEST}.csv")
+    return report
+
+
+def _index_entries(index: Path, create_new_split: bool, report: CreationReport,
+                   test_path: Path) -> tuple[list[IndexEntry], dict[str, str]]:
+    """The index's entries that go to some file, and that file per video id ("" when a new split decides).
+
+    Sets ``report.test_file`` when the index's own split has a separate test part.
+    """
     entries = read_index(index)
     report.index_entries = len(entries)
     entries = _unique_entries(entries, report.skipped)
@@ -323,9 +341,8 @@ def create_dataset(
             targets[e.video_id] = file_of[e.split]
         else:
             report.other_splits[e.split] = report.other_splits.get(e.split, 0) + 1
-    writes_test = not create_new_split and TEST in file_of.values()
-    if writes_test:
-        report.test_file = str(out / f"{name}_{TEST}.csv")
+    if not create_new_split and TEST in file_of.values():
+        report.test_file = str(test_path)
     elif not create_new_split and any(s.lower() == TEST for s in file_of):
         log.warning("the index has a test split but no val split: its test entries go to %s, so choosing "
                     "the checkpoint on that file and reporting on it use the same samples", report.val_file)
@@ -338,7 +355,12 @@ def create_dataset(
         raise UsageError(f"{index}: no entry has the split train or {'/'.join(VAL_SPLIT_NAMES)} (found: "
                          f"{', '.join(repr(s) for s in sorted(report.other_splits)) or 'no entries'}); "
                          "draw one with --create-new-split")
+    return entries, targets
 
+
+def _load_samples(folder: Path, entries: list[IndexEntry], targets: dict[str, str], trim: bool,
+                  progress: bool, report: CreationReport) -> list[_Sample]:
+    """Every entry's landmarks in the SPOTER layout; bad files go to ``report.skipped``, never fatal."""
     extracted = read_extraction_ranges(folder) if trim else {}
     samples: list[_Sample] = []
     for entry in tqdm(entries, desc="loading landmarks", unit="file", disable=not progress):
@@ -354,7 +376,11 @@ def create_dataset(
         shown = "; ".join(f"{v}: {r}" for v, r in report.skipped[:5])
         log.warning("skipped %d of %d index entries: %s%s", len(report.skipped), report.index_entries, shown,
                     " ..." if len(report.skipped) > 5 else "")
+    return samples
 
+
+def _keep_glosses(samples: list[_Sample], num_classes: int | None, report: CreationReport) -> list[_Sample]:
+    """The samples of the ``num_classes`` glosses with the most usable samples (ties by name)."""
     counts = Counter(s.entry.gloss for s in samples)
     ranked = sorted(counts, key=lambda g: (-counts[g], g))
     kept = set(ranked if num_classes is None else ranked[:num_classes])
@@ -362,21 +388,28 @@ def create_dataset(
         log.warning("asked for %d classes but only %d glosses have usable samples", num_classes, len(ranked))
     report.dropped_glosses = sorted(set(ranked) - kept)
     report.dropped_samples = sum(counts[g] for g in report.dropped_glosses)
+    report.label_names = sorted(kept)
     samples = [s for s in samples if s.entry.gloss in kept]
     if not samples:
         raise UsageError(f"no usable samples: {len(report.skipped)} skipped, "
                          f"{sum(report.other_splits.values())} in other splits (see the log)")
+    return samples
 
-    if create_new_split:
-        if split == "stratified":
-            is_val = stratified_split([s.entry.gloss for s in samples], [s.entry.video_id for s in samples],
-                                      test_size, seed)
-        else:
-            is_val, report.val_signers = signer_split([s.entry.signer_id for s in samples], test_size, seed)
-        for sample, val in zip(samples, is_val):
-            sample.target = VAL if val else TRAIN
 
-    report.label_names = sorted(kept)
+def _draw_split(samples: list[_Sample], split: str, test_size: float, seed: int, report: CreationReport) -> None:
+    """Set each sample's target to train or val by the chosen new-split method."""
+    if split == "stratified":
+        is_val = stratified_split([s.entry.gloss for s in samples], [s.entry.video_id for s in samples],
+                                  test_size, seed)
+    else:
+        is_val, report.val_signers = signer_split([s.entry.signer_id for s in samples], test_size, seed)
+    for sample, val in zip(samples, is_val):
+        sample.target = VAL if val else TRAIN
+
+
+def _group_by_file(samples: list[_Sample], writes_test: bool, create_new_split: bool,
+                   report: CreationReport) -> dict[str, list[_Sample]]:
+    """Samples per output file, each sorted by (label, video id); an empty file is an error."""
     label_of = {g: i for i, g in enumerate(report.label_names)}
     by_file = {TRAIN: [], VAL: [], **({TEST: []} if writes_test else {})}
     for sample in sorted(samples, key=lambda s: (label_of[s.entry.gloss], s.entry.video_id)):
@@ -388,14 +421,18 @@ def create_dataset(
                              + ("" if create_new_split else "; draw a new split with --create-new-split"))
     report.train_samples, report.val_samples = len(by_file[TRAIN]), len(by_file[VAL])
     report.test_samples = len(by_file.get(TEST, []))
-    train_glosses = {s.entry.gloss for s in by_file[TRAIN]}
-    val_glosses = {s.entry.gloss for s in by_file[VAL]}
-    if writes_test:
+    return by_file
+
+
+def _report_coverage(samples: list[_Sample], by_file: dict[str, list[_Sample]], report: CreationReport) -> None:
+    """Which glosses have a single sample, or none in train / val / test: in the report and the log."""
+    kept = set(report.label_names)
+    if TEST in by_file:
         report.glosses_without_test_samples = sorted(kept - {s.entry.gloss for s in by_file[TEST]})
     final_counts = Counter(s.entry.gloss for s in samples)
     report.single_sample_glosses = sorted(g for g, n in final_counts.items() if n == 1)
-    report.glosses_without_train_samples = sorted(kept - train_glosses)
-    report.glosses_without_val_samples = sorted(kept - val_glosses)
+    report.glosses_without_train_samples = sorted(kept - {s.entry.gloss for s in by_file[TRAIN]})
+    report.glosses_without_val_samples = sorted(kept - {s.entry.gloss for s in by_file[VAL]})
     if report.single_sample_glosses:
         log.warning("%d gloss(es) have a single sample: %s", len(report.single_sample_glosses),
                     ", ".join(report.single_sample_glosses[:10]))
@@ -403,16 +440,18 @@ def create_dataset(
         log.warning("%d gloss(es) have no training sample: %s", len(report.glosses_without_train_samples),
                     ", ".join(report.glosses_without_train_samples[:10]))
 
+
+def _write_outputs(by_file: dict[str, list[_Sample]], report: CreationReport, stale_test: Path) -> None:
+    """The CSVs, ``id_to_label.json`` and ``create_report.json``, each written atomically."""
+    label_of = {g: i for i, g in enumerate(report.label_names)}
     paths = {TRAIN: report.train_file, VAL: report.val_file, TEST: report.test_file}
     for target, chosen in by_file.items():
-        path = paths[target]
         dataset = SequenceSet.from_sequences(
             [s.spoter for s in chosen], [label_of[s.entry.gloss] for s in chosen], report.label_names,
             video_ids=[s.entry.video_id for s in chosen], signer_ids=[s.entry.signer_id for s in chosen],
             splits=[target] * len(chosen))
-        write_spoter_csv(dataset, path)
-    stale_test = out / f"{name}_{TEST}.csv"
-    if not writes_test and stale_test.is_file():  # not deleted: it may be the user's own file
+        write_spoter_csv(dataset, paths[target])
+    if TEST not in by_file and stale_test.is_file():  # not deleted: it may be the user's own file
         log.warning("%s is not part of this split (an earlier run's?); do not evaluate on it", stale_test)
     with atomic_write(report.labels_file, "w") as handle:
         json.dump({str(i): g for i, g in enumerate(report.label_names)}, handle, indent=1, ensure_ascii=False)
@@ -420,7 +459,6 @@ def create_dataset(
     with atomic_write(report.report_file, "w") as handle:
         json.dump(report.to_dict(), handle, indent=1, ensure_ascii=False)
         handle.write("\n")
-    return report
 
 
 __all__ = ["CreationReport", "create_dataset", "index_targets", "read_extraction_ranges", "resolve_landmarks_dir",

@@ -120,6 +120,8 @@ def _read_fast(data):
 
     ``data`` (the file's bytes, a writable buffer) is overwritten. Returns None whenever
     the file is not plainly well formed, so the careful reader can say what is wrong.
+    Kept as one function: its steps share a dozen index arrays over the same buffer, and
+    splitting them out would pass those arrays around without making a step reusable.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
     if not buf.flags.writeable:
@@ -190,6 +192,11 @@ def _read_fast(data):
 
 
 def _read_careful(path: Path, label_names_file) -> SequenceSet:
+    """Row-by-row reader for files the fast reader refuses: names the first bad row and what is wrong.
+
+    One function on purpose: it walks the rows once, in order, and each check needs the
+    row number and the header read above it.
+    """
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:  # newline="": quoted line breaks stay as written
             text = handle.read()

@@ -114,7 +114,10 @@ def _json_ready(value):
 
 
 def run_evaluation(args) -> dict:
-    """Everything ``evaluate.py`` does; returns the JSON report (also printed as a table)."""
+    """Everything ``evaluate.py`` does; returns the JSON report (also printed as a table).
+
+    One screen of steps in the order the report lists them; each step is a call.
+    """
     _check_args(args)
     same = _same_set(args)
     trained = load_embedder(args.checkpoint, device=resolve_device(args.device))

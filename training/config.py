@@ -144,7 +144,11 @@ class TrainConfig:
         return cls(**checked)
 
     def check(self) -> None:
-        """Refuse settings that cannot work, before any data is loaded."""
+        """Refuse settings that cannot work, before any data is loaded.
+
+        Long on purpose: a flat list of independent guards, one per setting or pair of
+        settings, so the rule for any flag is found by searching its name here.
+        """
         from datasets.errors import UsageError
         positive = ("epochs", "batch_size", "vector_length", "hidden_dim", "num_heads", "samples_per_class", "max_frames")
         for name in positive:

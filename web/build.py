@@ -306,6 +306,7 @@ def build(model_dir: Path, out: Path = DEFAULT_OUT, gallery_npz: Path | None = N
 
     The int8 variant (``?precision=int8`` on the page) is copied when the export folder
     has one, or made here with ``export.quantize_int8`` when ``int8`` is set.
+    Read top to bottom it is the manifest, file by file, in the order the page loads them.
     """
     model_dir, out = Path(model_dir), Path(out)
     meta = read_model_meta(model_dir)

@@ -62,7 +62,8 @@ def add_extract_parser(subparsers, parents: list[argparse.ArgumentParser]) -> No
                              "Holistic result (pose, face, hands, world; readable by pose-format and by every "
                              "command here); both")
     parser.add_argument("--workers", type=_non_negative_int, default=os.cpu_count() or 1,
-                        help="worker processes, one MediaPipe instance each (default: number of CPUs; "
+                        help="worker processes, one MediaPipe instance each (default: number of CPUs, the fastest "
+                             "setting in the extraction benchmark although one worker keeps ~1.4 cores busy; "
                              "0 = in this process, for debugging)")
     parser.add_argument("--model-complexity", type=int, choices=sorted(POSE_MODELS), default=BUNDLED_COMPLEXITY,
                         help=f"Holistic pose model (default {BUNDLED_COMPLEXITY}, the only one bundled with "

@@ -90,6 +90,35 @@ def pad_batch(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return batch, mask
 
 
+class FrameCount:
+    """Real and padded frames over the batches of a pass (an epoch, an embedding run).
+
+    The padding share says how much of the compute went to padded frames. The sums of
+    squared lengths are kept too, because attention costs grow with the square of a clip's
+    length: ``models.count_flops_per_sample`` is a quadratic in the frame count, so with
+    these sums a benchmark counts the exact multiply-adds of the real and the padded frames.
+    """
+
+    def __init__(self) -> None:
+        self.clips = self.real = self.real_squared = self.padded = self.padded_squared = 0
+
+    def add(self, padding_mask: torch.Tensor) -> None:
+        """Count one batch from its ``(B, T)`` padding mask (True = padded frame)."""
+        lengths = (~padding_mask).sum(dim=1).tolist()
+        width = padding_mask.shape[1]
+        self.clips += len(lengths)
+        self.real += sum(lengths)
+        self.real_squared += sum(t * t for t in lengths)
+        self.padded += width * len(lengths)
+        self.padded_squared += width * width * len(lengths)
+
+    def metrics(self) -> dict:
+        """Flat figures for an epoch's metrics (``padding_share`` 0 = no padded frame)."""
+        share = 1 - self.real / self.padded if self.padded else 0.0
+        return {"padding_share": share, "real_frames": self.real, "real_frames_squared": self.real_squared,
+                "padded_frames": self.padded, "padded_frames_squared": self.padded_squared}
+
+
 def collate(items):
     """``[(clip, label), ...]`` → ``(landmarks, padding_mask, labels)``."""
     clips, labels = zip(*items)

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from augmentations.torch_data import SignDataset, collate
+from augmentations.torch_data import FrameCount, SignDataset, collate
 from datasets.errors import UsageError
 from evaluation.embedding import embed_dataset
 from evaluation.knn import silhouette
@@ -102,7 +102,9 @@ def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config,
     updated after every optimiser step."""
     model.train()
     totals = {"loss": 0.0, "active": 0.0, "valid": 0.0, "batches": 0, "samples": 0, "correct": 0.0}
+    frames = FrameCount()
     for landmarks, mask, labels in tqdm(loader, desc="train", leave=False, unit="batch", disable=not dist_utils.is_main()):
+        frames.add(mask)
         landmarks, mask, labels = landmarks.to(device), mask.to(device), labels.to(device)
         with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             outputs = model(landmarks, mask)
@@ -130,7 +132,7 @@ def train_one_epoch(model, criterion, optimizer, loader, device, scaler, config,
         totals["batches"] += 1
         totals["samples"] += len(labels)
     batches = max(totals["batches"], 1)
-    out = {"train_loss": totals["loss"] / batches, "samples": totals["samples"]}
+    out = {"train_loss": totals["loss"] / batches, "samples": totals["samples"], **frames.metrics()}
     if isinstance(criterion, TripletMarginLoss):
         out.update(active_triplets=totals["active"] / batches, active_fraction=totals["active"] / max(totals["valid"], 1))
     if isinstance(criterion, CosFaceLoss):

@@ -80,10 +80,15 @@ class SignDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(self.frames(index, rng))), int(self.sequences.labels[index])
 
 
-def pad_batch(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack clips of different lengths: ``(B, T_max, 54, 2)`` and a mask, True = padded frame."""
+def pad_batch(clips: list[torch.Tensor], multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack clips of different lengths: ``(B, T, 54, 2)`` and a mask, True = padded frame.
+
+    ``T`` is the longest clip rounded up to a multiple of ``multiple``: a few fixed widths
+    let the kernels of one width serve many batches, at the price of a little more padding.
+    """
     lengths = torch.tensor([len(c) for c in clips])
-    batch = clips[0].new_zeros((len(clips), int(lengths.max()), *clips[0].shape[1:]))
+    width = -(-int(lengths.max()) // multiple) * multiple
+    batch = clips[0].new_zeros((len(clips), width, *clips[0].shape[1:]))
     for i, clip in enumerate(clips):
         batch[i, : len(clip)] = clip
     mask = torch.arange(batch.shape[1])[None, :] >= lengths[:, None]
@@ -119,10 +124,10 @@ class FrameCount:
                 "padded_frames": self.padded, "padded_frames_squared": self.padded_squared}
 
 
-def collate(items):
-    """``[(clip, label), ...]`` → ``(landmarks, padding_mask, labels)``."""
+def collate(items, pad_multiple: int = 1):
+    """``[(clip, label), ...]`` → ``(landmarks, padding_mask, labels)``, padded as :func:`pad_batch` says."""
     clips, labels = zip(*items)
-    landmarks, mask = pad_batch(list(clips))
+    landmarks, mask = pad_batch(list(clips), pad_multiple)
     return landmarks, mask, torch.tensor(labels, dtype=torch.long)
 
 

@@ -29,30 +29,54 @@ def _epoch_rng(config: TrainConfig, epoch: int) -> np.random.Generator:
     return np.random.default_rng([config.seed, epoch, 11])
 
 
-def epoch_batches(config: TrainConfig, labels: np.ndarray, epoch: int) -> list[list[int]]:
-    """Index batches for one epoch without the model: P×K (``--sampler pk``) or random."""
+LENGTH_WINDOW = 16  # random batches regrouped together by length: wide enough to sort, small enough to stay random
+PAD_MULTIPLE = 16   # with --length_batching, batches are padded to a multiple of this many frames
+
+
+def epoch_batches(config: TrainConfig, labels: np.ndarray, epoch: int,
+                  lengths: np.ndarray | None = None) -> list[list[int]]:
+    """Index batches for one epoch without the model: P×K (``--sampler pk``) or random.
+
+    With ``--length_batching`` the random batches are regrouped by the clips' ``lengths``.
+    """
     iters = batches_per_epoch(config, len(labels))
     if config.sampler == "pk":
         k = config.samples_per_class
         sampler = PKSampler(labels, p=max(2, config.batch_size // k), k=k, num_batches=iters, seed=config.seed)
         sampler.set_epoch(epoch)
         return list(sampler)
+    if config.length_batching:
+        if lengths is None:
+            raise ValueError("length batching needs the clips' lengths")
+        return random_batches(len(labels), config.batch_size, iters, _epoch_rng(config, epoch), lengths=lengths)
     return random_batches(len(labels), config.batch_size, iters, _epoch_rng(config, epoch))
 
 
-def random_batches(n: int, batch_size: int, iters: int, rng: np.random.Generator) -> list[list[int]]:
+def random_batches(n: int, batch_size: int, iters: int, rng: np.random.Generator,
+                   lengths: np.ndarray | None = None, window: int = LENGTH_WINDOW) -> list[list[int]]:
     """``iters`` batches of distinct samples, taken in turn from fresh permutations of the ``n`` samples.
 
     A batch never spans two permutations, so no sample appears twice in one batch (a repeat
     would be its own positive: a free, useless pair); the leftover tail of a permutation that
-    cannot fill a batch is dropped.
+    cannot fill a batch is dropped. With ``lengths``, each run of ``window`` batches of a
+    permutation is sorted by clip length, cut again into batches and shuffled: the epoch holds
+    the same samples, each batch is still a set of distinct samples drawn at random from the
+    window, but its clips have similar lengths, so little of it is padding.
     """
     size = min(batch_size, n)
     per_pass = max(1, n // size)
     batches: list[list[int]] = []
     while len(batches) < iters:
         order = rng.permutation(n)
-        batches.extend(order[i * size:(i + 1) * size].tolist() for i in range(min(per_pass, iters - len(batches))))
+        count = min(per_pass, iters - len(batches))
+        if lengths is None:
+            batches.extend(order[i * size:(i + 1) * size].tolist() for i in range(count))
+            continue
+        for start in range(0, count, window):
+            chunk = order[start * size: min(start + window, count) * size]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            grouped = [chunk[i:i + size].tolist() for i in range(0, len(chunk), size)]
+            batches.extend(grouped[i] for i in rng.permutation(len(grouped)))
     return batches
 
 

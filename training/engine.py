@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from models.checkpoint import save_checkpoint
 from models.device import resolve_device
 from models.spoter import SpoterConfig, build_model
 from training import distributed as dist_utils
-from training.batches import epoch_batches, hard_batches, mining_hard, random_batches  # noqa: F401
+from training.batches import PAD_MULTIPLE, epoch_batches, hard_batches, mining_hard, random_batches  # noqa: F401
 from training.config import TrainConfig
 from training.data import (TrainingData, build_eval_dataset, build_train_dataset, check_batching,
                            load_training_data)
@@ -300,9 +301,10 @@ def epoch_loader(run: Run, epoch: int) -> DataLoader:
         batches = hard_batches(run.config, run.train_set, dist_utils.unwrap(run.model), epoch, run.device,
                                run.hard_scheduler)
     else:
-        batches = epoch_batches(run.config, run.train_set.sequences.labels, epoch)
-    return DataLoader(run.train_set, batch_sampler=dist_utils.shard(batches), collate_fn=collate,
-                      num_workers=run.config.num_workers)
+        batches = epoch_batches(run.config, run.train_set.sequences.labels, epoch, run.train_set.sequences.lengths)
+    pad_multiple = PAD_MULTIPLE if run.config.length_batching else 1
+    return DataLoader(run.train_set, batch_sampler=dist_utils.shard(batches),
+                      collate_fn=partial(collate, pad_multiple=pad_multiple), num_workers=run.config.num_workers)
 
 
 def record_epoch(run: Run, epoch: int, metrics: dict, val_embeddings: np.ndarray | None) -> None:

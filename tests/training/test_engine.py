@@ -136,3 +136,13 @@ def test_clearml_tracker_offline(tiny_csvs, tmp_path, monkeypatch):
     # Offline sessions are kept as a folder (and zip) that `clearml-task import-offline-session` can upload later.
     recorded = list((tmp_path / "clearml-cache").rglob("*.jsonl")) + list((tmp_path / "clearml-cache").rglob("*.zip"))
     assert recorded, list((tmp_path / "clearml-cache").rglob("*"))[:20]
+
+
+def test_epochs_report_their_padding_and_length_batching_pads_to_multiples_of_16(tiny_csvs, tmp_path):
+    plain = train(_config(tiny_csvs, tmp_path / "plain", sampler="random", epochs=1))
+    grouped = train(_config(tiny_csvs, tmp_path / "grouped", sampler="random", epochs=1, length_batching=True))
+    for metrics in (plain, grouped):
+        assert 0 < metrics["padding_share"] < 1
+        assert metrics["padding_share"] == pytest.approx(1 - metrics["real_frames"] / metrics["padded_frames"])
+    assert grouped["padded_frames"] % 16 == 0 and grouped["padded_frames_squared"] % 256 == 0
+    assert plain["padded_frames"] < grouped["padded_frames"]  # 6-11-frame clips: rounding up to 16 adds padding

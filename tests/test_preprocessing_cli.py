@@ -21,6 +21,7 @@ import pytest
 
 import preprocessing
 from datasets import extraction, layout
+from datasets.extraction import mediapipe_runner
 
 cv2 = pytest.importorskip("cv2")
 
@@ -157,12 +158,13 @@ def test_bad_argument_values_are_refused_by_argparse(tmp_path, capsys):
 
 def test_model_complexity_0_offline_message(clips, tmp_path, monkeypatch, capsys):
     """Simulates being offline (the download raises); the suite never touches the network."""
-    monkeypatch.setattr(extraction, "pose_model_path", lambda c: tmp_path / extraction.POSE_MODELS[c])
+    # replaced where ensure_pose_model looks them up (the package only re-exports them)
+    monkeypatch.setattr(mediapipe_runner, "pose_model_path", lambda c: tmp_path / extraction.POSE_MODELS[c])
 
     def offline(complexity):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(extraction, "_mediapipe_download", offline)
+    monkeypatch.setattr(mediapipe_runner, "_mediapipe_download", offline)
     videos = copy_clips(clips, tmp_path / "videos", ["clip0.mp4"])
     status = preprocessing.main(["extract", "--videos-folder", str(videos), "--output-landmarks",
                                  str(tmp_path / "out"), "--model-complexity", "0"])

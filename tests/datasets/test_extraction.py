@@ -1,4 +1,4 @@
-"""Tests for datasets/extraction.py: videos → raw Holistic landmarks.
+"""Tests for the datasets/extraction/ package: videos → raw Holistic landmarks.
 
 MediaPipe runs at ≈30 frames/s here, so the clips are short. Real pixels come from
 ``../shared`` (a real signer) and Debian's ``opencv-doc`` (``messi5.jpg``: pose and both
@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from datasets import extraction, layout
+from datasets.extraction import mediapipe_runner
 from datasets.errors import DataError, UsageError
 
 cv2 = pytest.importorskip("cv2")
@@ -207,7 +208,8 @@ def test_load_trims_refuses_bad_rows(tmp_path, rows, message):
 
 def test_unavailable_model_gives_one_clear_line(tmp_path, monkeypatch):
     """Complexity 0 offline: mediapipe's download fails; no network is used here."""
-    monkeypatch.setattr(extraction, "pose_model_path", lambda c: tmp_path / extraction.POSE_MODELS[c])
+    # ensure_pose_model looks the path up in its own module, so that is where it is replaced
+    monkeypatch.setattr(mediapipe_runner, "pose_model_path", lambda c: tmp_path / extraction.POSE_MODELS[c])
 
     def offline(complexity):
         (tmp_path / extraction.POSE_MODELS[complexity]).write_bytes(b"partial")  # as a broken download would
@@ -228,6 +230,17 @@ def test_unavailable_model_gives_one_clear_line(tmp_path, monkeypatch):
 
 def test_bundled_model_is_present():
     assert extraction.ensure_pose_model(1, download=pytest.fail) == extraction.pose_model_path(1)
+
+
+def test_the_package_re_exports_every_public_name_of_its_modules():
+    """``datasets.extraction.X`` is the very object its module defines, for every module's ``__all__``."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(extraction.__path__):
+        module = importlib.import_module(f"datasets.extraction.{info.name}")
+        for name in module.__all__:
+            assert getattr(extraction, name) is getattr(module, name), f"{info.name}.{name}"
 
 
 def test_merge_shards_refuses_missing_and_duplicate(tmp_path):

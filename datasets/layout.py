@@ -34,6 +34,8 @@ HAND_LANDMARKS = (
 )
 NUM_POSE = len(POSE_LANDMARKS)  # 33
 NUM_HAND = len(HAND_LANDMARKS)  # 21
+POSE_INDEX = {name: i for i, name in enumerate(POSE_LANDMARKS)}  # name -> raw pose index
+HAND_INDEX = {name: i for i, name in enumerate(HAND_LANDMARKS)}  # name -> index within a hand
 RAW_POSE_OFFSET = 0
 RAW_LEFT_HAND_OFFSET = NUM_POSE
 RAW_RIGHT_HAND_OFFSET = NUM_POSE + NUM_HAND

@@ -114,19 +114,24 @@ RAW_LEFT_SHOULDER = POSE_LANDMARKS.index("left_shoulder")
 RAW_RIGHT_SHOULDER = POSE_LANDMARKS.index("right_shoulder")
 
 
-def _mirror_permutation() -> np.ndarray:
-    """Permutation that swaps every left point with its right twin (body sides and hands)."""
-    def twin(name: str) -> str:
-        for a, b in (("left", "right"), ("right", "left")):
-            if name.endswith(f"_{a}"):
-                return name[: -len(a)] + b
-            if name.startswith(a):
-                return b + name[len(a):]
-        return name
-    return np.asarray([POINT_NAMES.index(twin(n)) for n in POINT_NAMES], dtype=np.int64)
+def _twin(name: str) -> str:
+    """The name of a point's left/right twin in either layout (``leftEye``, ``indexTip_left``,
+    ``left_elbow``, ``mouth_left``); points on the midline are their own twin."""
+    for a, b in (("left", "right"), ("right", "left")):
+        if name.endswith(f"_{a}"):
+            return name[: -len(a)] + b
+        if name.startswith(a):
+            return b + name[len(a):]
+    return name
 
 
-MIRROR_PERMUTATION = _mirror_permutation()
+def _mirror_permutation(names: tuple[str, ...]) -> np.ndarray:
+    """Permutation that swaps every left point of ``names`` with its right twin."""
+    return np.asarray([names.index(_twin(n)) for n in names], dtype=np.int64)
+
+
+MIRROR_PERMUTATION = _mirror_permutation(POINT_NAMES)  # SPOTER layout: body sides and hands
+POSE_MIRROR_PERMUTATION = _mirror_permutation(POSE_LANDMARKS)  # the 33 raw pose points
 
 
 def missing_mask(points: np.ndarray) -> np.ndarray:

@@ -33,18 +33,6 @@ REST_ORIENTATION = np.array([180.0, 0.0, -90.0])  # (roll, pitch, yaw) of a hand
 _MIRROR_X = np.array([-1.0, 1.0, 1.0])  # own side (right) -> the other side, in the body frame
 
 
-def _legacy():
-    def twin(name):
-        if name.startswith("left_"):
-            return "right_" + name[5:]
-        if name.startswith("right_"):
-            return "left_" + name[6:]
-        return name
-    return np.asarray([layout.POSE_INDEX[twin(n)] for n in layout.POSE_LANDMARKS], dtype=np.int64)
-
-
-_LEGACY_POSE_MIRROR = _legacy()
-
 
 @dataclass
 class SyntheticSample:
@@ -249,7 +237,7 @@ def _body_pose(recipe: SignRecipe, signer: SignerProfile, time: _Timeline, wobbl
     pose[:, LOWER_INDEX] = lower_body(signer) + wobble[:, None, 17:19]
     hand_xy = hands[..., :2]
     if signer.left_handed:
-        pose = pose[:, _LEGACY_POSE_MIRROR] * np.array([-1.0, 1.0])
+        pose = pose[:, layout.POSE_MIRROR_PERMUTATION] * np.array([-1.0, 1.0])
         hand_xy = hand_xy[::-1] * np.array([-1.0, 1.0])
     return pose, hand_xy
 

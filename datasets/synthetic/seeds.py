@@ -6,6 +6,7 @@ or signers are requested. Changing what a stream draws, or the order of its draw
 changes the data: bump :data:`GENERATOR_VERSION` when that is intended.
 """
 
-GENERATOR_VERSION = 1
+# 2: left-handed signers' mouth corners swap sides like every other left/right pair.
+GENERATOR_VERSION = 2
 
 CLASS_STREAM, SIGNER_STREAM, SAMPLE_STREAM, NAME_STREAM, STYLE_STREAM = 1, 2, 3, 4, 5

@@ -49,6 +49,19 @@ def test_mirror_permutation_swaps_twins_and_is_an_involution():
     assert perm[layout.NOSE] == layout.NOSE and perm[layout.NECK] == layout.NECK
 
 
+def test_pose_mirror_permutation_swaps_every_left_right_pair_of_the_raw_pose():
+    perm = layout.POSE_MIRROR_PERMUTATION
+    names = layout.POSE_LANDMARKS
+    assert np.array_equal(perm[perm], np.arange(layout.NUM_POSE))
+    assert perm[11] == 12 and perm[12] == 11  # left_shoulder <-> right_shoulder
+    assert names[perm[names.index("mouth_left")]] == "mouth_right"
+    assert names[perm[names.index("left_eye_inner")]] == "right_eye_inner"
+    assert perm[layout.POSE_INDEX["nose"]] == layout.POSE_INDEX["nose"]
+    moved = [n for n, i in zip(names, perm) if names[i] != n]
+    assert len(moved) == layout.NUM_POSE - 1  # everything but the nose has a twin
+    assert all(("left" in n) != ("left" in names[perm[names.index(n)]]) for n in moved)
+
+
 def test_wrong_width_is_refused():
     with pytest.raises(ValueError, match="150"):
         layout.raw_to_spoter(np.zeros((5, 99), np.float32))

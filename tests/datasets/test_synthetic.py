@@ -196,6 +196,23 @@ def test_left_handed_signers_sign_with_their_left_hand(samples, signers):
     assert np.concatenate(left_is_right_of_right).mean() > 0.8
 
 
+def test_every_left_pose_point_is_on_the_image_right_for_both_handednesses(samples, signers):
+    """Mirroring a left-handed signer swaps every pair, the mouth corners too: the person's left
+    side stays at image right (an unmirrored camera), whichever hand signs."""
+    pairs = [(POSE[n], POSE[n.replace("left", "right")]) for n in layout.POSE_LANDMARKS
+             if "left" in n and n.replace("left", "right") in POSE and "wrist" not in n and "index" not in n
+             and "pinky" not in n and "thumb" not in n and "elbow" not in n]
+    assert len(pairs) == 10 and (POSE["mouth_left"], POSE["mouth_right"]) in pairs
+    for left_handed in (False, True):
+        own = [s for s in samples if s.left_handed == left_handed]
+        assert own
+        p = np.concatenate([points(s) for s in own])
+        p = p[~np.all(p[:, :layout.NUM_POSE] == 0, axis=(1, 2))]
+        for left, right in pairs:
+            share = np.mean(p[:, left, 0] > p[:, right, 0])
+            assert share > 0.95, (layout.POSE_LANDMARKS[left], left_handed, share)
+
+
 def wrist_trajectory(sample, frames: int = 16) -> np.ndarray:
     """Dominant wrist relative to the neck in shoulder widths (mirrored for left-handers), resampled."""
     p = layout.raw_to_spoter(sample.raw)

@@ -103,6 +103,108 @@ def tflite_call(path: Path, frames: int, threads: int):
     return lambda: runner(landmarks, mask)
 
 
+def benchmark_model(checkpoint: str | None):
+    """The model to time: a checkpoint's, or the default size with distinct random weights."""
+    if checkpoint:
+        from export.source import load_source
+        source = load_source(checkpoint)
+        return source.model, source.normalization, f"checkpoint {Path(checkpoint).name}"
+    torch.manual_seed(0)
+    model = build_model(SpoterConfig()).eval()
+    with torch.no_grad():
+        # A fresh nn.Transformer's layers are deep copies of one layer, and norms/biases
+        # are 1/0: converters then store shared tensors once (TFLite: 4 MB instead of
+        # 24 MB), which flatters latency. Make every tensor distinct, as after training.
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model, NORMALIZATION, "random weights (seed 0), every tensor distinct"
+
+
+def export_all(model, work: Path, frames_list: list[int], with_tflite: bool):
+    """Every exported form, timed: ONNX (streamlined and module graph), int8 (two ways), TFLite per length."""
+    start = time.perf_counter()
+    fp32 = export_model_onnx(model, work / "model.onnx")
+    export = {"onnx_seconds": round(time.perf_counter() - start, 1),
+              "onnx_mb": round(fp32.stat().st_size / 2**20, 2), "onnx_nodes": node_count(fp32)}
+    start = time.perf_counter()
+    fp32_module = export_model_onnx(model, work / "model_module.onnx", streamlined=False)
+    export["onnx_module_graph_seconds"] = round(time.perf_counter() - start, 1)
+    export["onnx_module_graph_nodes"] = node_count(fp32_module)
+    export["onnx_max_abs_diff"] = validate_onnx(model, fp32, batches=(1, 2), frames=(100, 300)).max_abs_diff
+    start = time.perf_counter()
+    int8 = quantize_int8(fp32, work / "model_int8.onnx")
+    int8_pc = quantize_int8(fp32, work / "model_int8_per_channel.onnx", per_channel=True)
+    export["int8_seconds"] = round(time.perf_counter() - start, 1)
+    export["int8_mb"] = round(int8.stat().st_size / 2**20, 2)
+    tflite = {}
+    if with_tflite:
+        from export.tflite_export import export_tflite
+        for frames in frames_list:
+            start = time.perf_counter()
+            result = export_tflite(model, work / f"tflite_T{frames}", frames=frames, report=lambda _: None)
+            target = work / f"model_T{frames}.tflite"
+            result.path.rename(target)
+            tflite[frames] = target
+            export[f"tflite_T{frames}_seconds"] = round(time.perf_counter() - start, 1)
+            export[f"tflite_T{frames}_max_abs_diff"] = result.validation.max_abs_diff
+        export["tflite_mb"] = round(next(iter(tflite.values())).stat().st_size / 2**20, 2) if tflite else None
+    paths = {"fp32": fp32, "fp32_module_graph": fp32_module, "int8": int8, "int8_per_channel": int8_pc}
+    return export, paths, tflite
+
+
+def latency_rows(model, paths: dict, tflite: dict, frames_list: list[int], threads_list: list[int],
+                 runs: int, rounds: int) -> list[dict]:
+    """Median latency of every runtime at every (frames, threads), the best of ``rounds`` rounds."""
+    cases = {}
+    for frames in frames_list:
+        for threads in threads_list:
+            cases[frames, threads, "torch_eager"] = torch_call(model, frames, threads)
+            cases[frames, threads, "onnxruntime_fp32"] = ort_call(ort_session(paths["fp32"], threads), frames)
+            cases[frames, threads, "onnxruntime_fp32_module_graph"] = ort_call(
+                ort_session(paths["fp32_module_graph"], threads), frames)
+            cases[frames, threads, "onnxruntime_int8"] = ort_call(ort_session(paths["int8"], threads), frames)
+            if frames in tflite:
+                cases[frames, threads, "tflite_fp32"] = tflite_call(tflite[frames], frames, threads)
+    # Each case runs as one block (runtimes' idle spinning threads would slow each other
+    # if interleaved call by call); whole rounds repeat, and the best round counts, so a
+    # burst of load from another process spoils one round, not the result.
+    measured: dict = {key: [] for key in cases}
+    for _ in range(rounds):
+        for (frames, threads, name), fn in cases.items():
+            torch.set_num_threads(threads)
+            measured[frames, threads, name].append(latency(fn, runs))
+    rows = []
+    for (frames, threads, name), results in measured.items():
+        best = min(results, key=lambda r: r["median_ms"])
+        rows.append({"runtime": name, "frames": frames, "threads": threads, **best,
+                     "round_medians_ms": [r["median_ms"] for r in results]})
+    return rows
+
+
+def options_sweep(paths: dict, frames: int, threads: int, runs: int) -> list[dict]:
+    """onnxruntime session options (optimisation level x thread spinning) for every ONNX model."""
+    sweep = []
+    for label, path in paths.items():
+        for level in ("basic", "extended", "all"):
+            for spinning in (True, False):
+                session = ort_session(path, threads, level, spinning)
+                sweep.append({"model": label, "optimization": level, "spinning": spinning,
+                              "frames": frames, "threads": threads,
+                              **latency(ort_call(session, frames), runs)})
+    return sweep
+
+
+def int8_drift(paths: dict, normalization: dict, validation_set: str | None, threads: int) -> dict:
+    """How far each int8 model's embeddings move from fp32's, and whether the neighbours change."""
+    data = validation_clips(normalization, validation_set)
+    reference = embed_onnx(ort_session(paths["fp32"], threads), data.clips)
+    drift = {}
+    for label in ("int8", "int8_per_channel"):
+        emb = embed_onnx(ort_session(paths[label], threads), data.clips)
+        drift[label] = {**drift_report(reference, emb, data.labels, data.video_ids), "validation_set": data.source}
+    return drift
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="timed calls per case and round (after warm-up)")
@@ -118,106 +220,26 @@ def main(argv=None) -> int:
 
     doc: dict = {"benchmark": "export_latency", "machine": machine(), "load_average_start": os.getloadavg()[0],
                  "runs": args.runs, "warmup": WARMUP, "torch_version": torch.__version__}
-    if args.checkpoint:
-        from export.source import load_source
-        source = load_source(args.checkpoint)
-        model, normalization = source.model, source.normalization
-        doc["model_source"] = f"checkpoint {Path(args.checkpoint).name}"
-    else:
-        torch.manual_seed(0)
-        model, normalization = build_model(SpoterConfig()).eval(), NORMALIZATION
-        with torch.no_grad():
-            # A fresh nn.Transformer's layers are deep copies of one layer, and norms/biases
-            # are 1/0: converters then store shared tensors once (TFLite: 4 MB instead of
-            # 24 MB), which flatters latency. Make every tensor distinct, as after training.
-            for p in model.parameters():
-                p.add_(torch.randn_like(p) * 0.02)
-        doc["model_source"] = "random weights (seed 0), every tensor distinct"
-    limit = model.config.max_frames if model.config.positional_encoding == "learned" else None
+    model, normalization, doc["model_source"] = benchmark_model(args.checkpoint)
+    config = model.config
+    limit = config.max_frames if config.positional_encoding == "learned" else None
     if limit is not None and max(args.frames) > limit:
         parser.error(f"this model accepts at most {limit} frames; pass --frames up to {limit}")
     import onnxruntime
     doc["onnxruntime_version"] = onnxruntime.__version__
-    config = model.config
     doc["model"] = {"hidden_dim": config.hidden_dim, "num_heads": config.num_heads,
                     "num_encoder_layers": config.num_encoder_layers, "num_decoder_layers": config.num_decoder_layers,
                     "dim_feedforward": config.dim_feedforward, "vector_length": config.vector_length,
                     "parameters": sum(p.numel() for p in model.parameters())}
 
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
-        work = Path(tmp)
-        start = time.perf_counter()
-        fp32 = export_model_onnx(model, work / "model.onnx")
-        export = {"onnx_seconds": round(time.perf_counter() - start, 1),
-                  "onnx_mb": round(fp32.stat().st_size / 2**20, 2), "onnx_nodes": node_count(fp32)}
-        start = time.perf_counter()
-        fp32_module = export_model_onnx(model, work / "model_module.onnx", streamlined=False)
-        export["onnx_module_graph_seconds"] = round(time.perf_counter() - start, 1)
-        export["onnx_module_graph_nodes"] = node_count(fp32_module)
-        export["onnx_max_abs_diff"] = validate_onnx(model, fp32, batches=(1, 2), frames=(100, 300)).max_abs_diff
-        start = time.perf_counter()
-        int8 = quantize_int8(fp32, work / "model_int8.onnx")
-        int8_pc = quantize_int8(fp32, work / "model_int8_per_channel.onnx", per_channel=True)
-        export["int8_seconds"] = round(time.perf_counter() - start, 1)
-        export["int8_mb"] = round(int8.stat().st_size / 2**20, 2)
-        tflite = {}
-        if not args.no_tflite:
-            from export.tflite_export import export_tflite
-            for frames in args.frames:
-                start = time.perf_counter()
-                result = export_tflite(model, work / f"tflite_T{frames}", frames=frames, report=lambda _: None)
-                target = work / f"model_T{frames}.tflite"
-                result.path.rename(target)
-                tflite[frames] = target
-                export[f"tflite_T{frames}_seconds"] = round(time.perf_counter() - start, 1)
-                export[f"tflite_T{frames}_max_abs_diff"] = result.validation.max_abs_diff
-            export["tflite_mb"] = round(next(iter(tflite.values())).stat().st_size / 2**20, 2) if tflite else None
-        doc["export"] = export
-
-        cases = {}
-        for frames in args.frames:
-            for threads in args.threads:
-                cases[frames, threads, "torch_eager"] = torch_call(model, frames, threads)
-                cases[frames, threads, "onnxruntime_fp32"] = ort_call(ort_session(fp32, threads), frames)
-                cases[frames, threads, "onnxruntime_fp32_module_graph"] = ort_call(
-                    ort_session(fp32_module, threads), frames)
-                cases[frames, threads, "onnxruntime_int8"] = ort_call(ort_session(int8, threads), frames)
-                if frames in tflite:
-                    cases[frames, threads, "tflite_fp32"] = tflite_call(tflite[frames], frames, threads)
-        # Each case runs as one block (runtimes' idle spinning threads would slow each other
-        # if interleaved call by call); whole rounds repeat, and the best round counts, so a
-        # burst of load from another process spoils one round, not the result.
-        rounds: dict = {key: [] for key in cases}
-        for _ in range(args.rounds):
-            for (frames, threads, name), fn in cases.items():
-                torch.set_num_threads(threads)
-                rounds[frames, threads, name].append(latency(fn, args.runs))
-        rows = []
-        for (frames, threads, name), results in rounds.items():
-            best = min(results, key=lambda r: r["median_ms"])
-            rows.append({"runtime": name, "frames": frames, "threads": threads, **best,
-                         "round_medians_ms": [r["median_ms"] for r in results]})
+        doc["export"], paths, tflite = export_all(model, Path(tmp), args.frames, not args.no_tflite)
+        rows = latency_rows(model, paths, tflite, args.frames, args.threads, args.runs, args.rounds)
         doc["latency"] = rows
-
-        sweep = []  # session options, at the issue's reference point (1 x 100 frames, 2 threads)
-        sweep_frames, sweep_threads = args.frames[0], max(args.threads)
-        for label, path in (("fp32", fp32), ("fp32_module_graph", fp32_module), ("int8", int8),
-                            ("int8_per_channel", int8_pc)):
-            for level in ("basic", "extended", "all"):
-                for spinning in (True, False):
-                    session = ort_session(path, sweep_threads, level, spinning)
-                    sweep.append({"model": label, "optimization": level, "spinning": spinning,
-                                  "frames": sweep_frames, "threads": sweep_threads,
-                                  **latency(ort_call(session, sweep_frames), args.runs)})
+        # Session options at the reference point: one clip of the first length, the most threads.
+        sweep = options_sweep(paths, args.frames[0], max(args.threads), args.runs)
         doc["onnxruntime_options"] = sweep
-
-        data = validation_clips(normalization, args.validation_set)
-        reference = embed_onnx(ort_session(fp32, max(args.threads)), data.clips)
-        drift = {}
-        for label, path in (("int8", int8), ("int8_per_channel", int8_pc)):
-            emb = embed_onnx(ort_session(path, max(args.threads)), data.clips)
-            drift[label] = {**drift_report(reference, emb, data.labels, data.video_ids), "validation_set": data.source}
-        doc["int8_drift"] = drift
+        doc["int8_drift"] = int8_drift(paths, normalization, args.validation_set, max(args.threads))
 
     summary = {}
     for row in rows:

@@ -94,6 +94,7 @@ def index_bytes(index) -> int:
 
 
 def main() -> None:
+    """Every size and index kind in one loop, then one JSON document (one screen, kept whole)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=300)

@@ -148,6 +148,11 @@ def versions() -> dict:
 
 
 def main(argv=None) -> int:
+    """Build, serve, time each case in the browser, one JSON document.
+
+    Kept as one function (~70 lines): the browser and server live in one ``with`` block
+    that every case runs inside, in the order the JSON reports them.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="timed calls per case (median reported)")
     parser.add_argument("--warmup", type=int, default=10)

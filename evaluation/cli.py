@@ -13,7 +13,8 @@ import numpy as np
 from datasets.atomic import atomic_write
 from datasets.errors import DataError, UsageError, add_debug_option, debug_requested
 from evaluation.gallery import Gallery, compare_with_exact, load_galleries
-from evaluation.inference import VideoReader, expand_inputs, load_embedder, read_input, untrained_twin
+from evaluation.inference import (EMBED_BATCH, VideoReader, expand_inputs, load_embedder, read_input,
+                                  untrained_twin)
 from evaluation.report import EmbeddedSet, evaluate_embeddings, format_per_gloss, format_table
 from evaluation.search import AUTO_EXACT_BELOW, INDEX_KINDS, choose_kind, recall_at
 from models.device import add_device_option, resolve_device
@@ -56,7 +57,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
                              f"{AUTO_EXACT_BELOW:,} clips) and report its recall@1/@5 and kNN top-1/top-5 against "
                              "exact search on the same queries (the protocols above are always exact); with "
                              "--save-gallery, the index is saved beside the gallery")
-    parser.add_argument("--batch-size", type=int, default=128, help="clips per forward pass")
+    add_batch_size_option(parser)
     add_device_option(parser)
     parser.add_argument("--no-cache", action="store_true", help="do not use the dataset cache")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -94,8 +95,7 @@ def _check_args(args) -> None:
         raise UsageError(f"--shots values must be >= 1, got {args.shots}")
     if args.draws < 1:
         raise UsageError(f"--draws must be >= 1, got {args.draws}")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_batch_size(args)
     if args.queries is None and (args.queries_split or args.queries_index):
         raise UsageError("--queries-split/--queries-index need --queries")
 
@@ -219,6 +219,17 @@ def evaluate_main(argv=None) -> int:
     return 0
 
 
+def add_batch_size_option(parser: argparse.ArgumentParser) -> None:
+    """``--batch-size``: clips per forward pass, the same option and default in evaluate.py and predict.py."""
+    parser.add_argument("--batch-size", type=int, default=EMBED_BATCH,
+                        help="clips per forward pass (default: %(default)s)")
+
+
+def check_batch_size(args) -> None:
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+
+
 # ===================================================================================== predict
 def predict_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -256,6 +267,7 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--signer", default="", help="with --enrol: the signer id of the new clips")
     parser.add_argument("--remove-gloss", metavar="GLOSS", nargs="+",
                         help="remove every clip of these glosses from the gallery and save it (no inputs)")
+    add_batch_size_option(parser)
     add_device_option(parser)
     add_debug_option(parser)
     return parser
@@ -315,11 +327,12 @@ def run_prediction(args) -> tuple[list[dict], int]:
         raise UsageError(f"--top-k must be >= 1, got {args.top_k}")
     if not args.inputs:
         raise UsageError("no INPUT given (only --remove-gloss works without inputs)")
+    check_batch_size(args)
     embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=resolve_device(args.device))
     gallery, kind = _prediction_gallery(args, embedder)
     outcomes, raws, slots = _read_inputs(args, expand_inputs(args.inputs))
     if raws:
-        embeddings = embedder.embed_raw(raws)
+        embeddings = embedder.embed_raw(raws, args.batch_size)
         matches = gallery.query(embeddings, k=args.top_k)
         for row, slot in enumerate(slots):
             outcomes[slot]["top"] = [{"gloss": g, "distance": round(d, 6)} for g, d in matches.top(row)]
@@ -362,7 +375,8 @@ def run_dictionary_change(args) -> str:
     bad = [o for o in outcomes if "error" in o]
     if bad:  # a dictionary entry is all its clips or nothing
         raise DataError(f"nothing enrolled: {bad[0]['error']}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
-    larger = gallery.extend(embedder.embed_raw(raws), [args.enrol] * len(raws),
+    check_batch_size(args)
+    larger = gallery.extend(embedder.embed_raw(raws, args.batch_size), [args.enrol] * len(raws),
                             video_ids=[Path(o["input"]).stem for o in outcomes], signer_ids=[args.signer] * len(raws))
     larger.save(args.gallery)
     return (f"enrolled {len(raws)} clip(s) as {args.enrol!r}: {args.gallery} now holds {len(larger)} clips of "

@@ -95,6 +95,19 @@ def test_predict_enrolment_resolves_the_device_alike(monkeypatch):
     assert names == ["cpu"] and devices == [torch.device("cpu")]
 
 
+def test_batch_size_is_one_option_with_one_default_in_evaluate_and_predict(monkeypatch):
+    from evaluation.inference import EMBED_BATCH
+    evaluate = cli.evaluate_parser().parse_args(["--checkpoint", "c.pth", "--gallery", "g.csv"])
+    predict = cli.parse_predict_args(["--checkpoint", "c.pth", "--gallery", "g.npz", "x.npy"])
+    assert evaluate.batch_size == predict.batch_size == EMBED_BATCH
+    assert cli.parse_predict_args(["--checkpoint", "c.pth", "--gallery", "g.npz", "--batch-size", "7",
+                                   "x.npy"]).batch_size == 7
+    assert len({_options(p)["--batch-size"].help for p in (cli.evaluate_parser(), cli.predict_parser())}) == 1
+    with pytest.raises(UsageError, match="--batch-size must be >= 1, got 0"):
+        cli.run_prediction(cli.parse_predict_args(["--checkpoint", "c.pth", "--gallery", "g.npz", "--batch-size",
+                                                   "0", "x.npy"]))
+
+
 def test_debug_is_one_flag_with_one_meaning():
     parsers = [train_parser(), cli.evaluate_parser(), cli.predict_parser(), convert.build_parser(),
                preprocessing._common_options()]

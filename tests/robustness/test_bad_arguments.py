@@ -14,7 +14,11 @@ from tests.robustness.corpus import TINY_TRAIN, assert_clean_failure, run_entry,
 
 
 def _cases(p: dict) -> dict:
-    """name -> (argv, exit status, words of the last stderr line); ``p`` holds the paths."""
+    """name -> (argv, exit status, words of the last stderr line); ``p`` holds the paths.
+
+    A table, one entry per bad argument (~90 lines): long because the cases are many, not
+    because it does several things.
+    """
     train = ["train.py", "--training_set_path", p["train_csv"], "--out_dir", p["out"], *TINY_TRAIN]
     evaluate = ["evaluate.py", "--checkpoint", p["checkpoint"], "--gallery", p["train_csv"], "--quiet", "--no-baseline"]
     predict = ["predict.py", "--checkpoint", p["checkpoint"], "--gallery", p["gallery"]]

@@ -75,6 +75,11 @@ def predict_json(argv: list[str], capsys) -> dict:
 
 def test_browser_personal_dictionary_round_trip(drive, demo_server, demo_public, exported_model, web_build,
                                                 three_clips, tmp_path, capsys, only_local):
+    """One user's session in one browser: enrol two clips, reload, recognise a third, export,
+    read the export with predict.py, delete a clip and then the gloss.
+
+    Kept as one test (~80 lines): each step needs the page state the previous one left.
+    """
     first, second, third = three_clips
     exported = tmp_path / "mine.json"
     output = drive(demo_server.url, [

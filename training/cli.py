@@ -26,9 +26,11 @@ HELP = {
                      "the validation signers are known, else val_top1 (val_silhouette = the published choice)",
     "num_classes": "gloss count of the data (0 = read from it); with --classification_model, the number of "
                    "class outputs (at least the data's gloss count)",
-    "length_batching": "with --sampler random: each window of random batches is regrouped so that clips of "
-                       "similar length share a batch, and batches are padded to a multiple of 16 frames (less "
-                       "padding, fewer kernel shapes); the same clips per epoch, only their grouping changes",
+    "length_batching": "each window of 16 batches is regrouped so that clips of similar length share a batch "
+                       "(random: any clips; pk: whole K-clip gloss groups, still P distinct glosses a batch), and "
+                       "batches are padded to a multiple of 16 frames (less padding, fewer kernel shapes); the same "
+                       "clips per epoch, only their grouping changes. Hard-mined batches keep their grouping and "
+                       "are only padded to the multiple",
     "ema_decay": "keep an exponential moving average of the weights (e.g. 0.995) and evaluate, select and save "
                  "it instead of the last step's weights; 0 = off",
     "mirror_average": "outside training (evaluation, galleries, export), embed each clip and its left/right "

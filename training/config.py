@@ -52,7 +52,7 @@ class TrainConfig:
     num_workers: int = 0
     sampler: str = "pk"                    # pk | random
     samples_per_class: int = 4             # K of the P×K sampler (P = batch_size // K)
-    length_batching: bool = False          # random batches of similar clip lengths, padded to multiples of 16
+    length_batching: bool = False          # batches of similar clip lengths, padded to multiples of 16
     max_frames: int = _MODEL.max_frames    # longer clips are resampled down to this (and the learned table's size)
     resample_frames: int = 0               # > 0: every clip resampled to this length
     normalization: str = "centered"        # centered | spoter | none
@@ -160,9 +160,6 @@ class TrainConfig:
         if self.hidden_dim % self.num_heads:
             raise UsageError(f"--hidden_dim {self.hidden_dim} must be a multiple of --num_heads {self.num_heads} "
                              "(each attention head gets hidden_dim / num_heads features)")
-        if self.length_batching and self.sampler != "random":
-            raise UsageError("--length_batching groups random batches by clip length; it needs --sampler random "
-                             f"(got --sampler {self.sampler}: P×K batches keep their classes, not their lengths)")
         if self.sampler == "pk" and self.samples_per_class < 2:
             raise UsageError(f"--samples_per_class must be at least 2 for the P×K sampler, so that every anchor "
                              f"has a positive (got {self.samples_per_class})")

@@ -1,4 +1,4 @@
-"""Length-aware random batches: the same class-free random structure, far less padding."""
+"""Length-aware batches: random and P×K batches keep their structure, with far less padding."""
 from __future__ import annotations
 
 import numpy as np
@@ -58,16 +58,40 @@ def test_epoch_batches_use_lengths_only_when_asked():
         epoch_batches(config, labels, 0)
 
 
-def test_length_batching_needs_random_batches():
-    with pytest.raises(UsageError, match="--sampler random"):
-        TrainConfig(sampler="pk", length_batching=True).check()
+def _groups(batches, k):
+    return sorted(tuple((int(i), getattr(i, "occurrence", 0)) for i in b[j:j + k])
+                  for b in batches for j in range(0, len(b), k))
 
 
-def test_pad_batch_rounds_the_width_up_and_masks_exactly_the_padding():
-    clips = [torch.ones(t, 54, 2) for t in (17, 3, 32)]
-    batch, mask = pad_batch(clips, multiple=16)
-    assert batch.shape == (3, 32, 54, 2)
-    assert mask.sum(dim=1).tolist() == [15, 29, 0]
-    assert batch[~mask].eq(1).all() and batch[mask].eq(0).all()
-    assert pad_batch(clips[:2], multiple=16)[0].shape[1] == 32
-    assert pad_batch(clips[:2])[0].shape[1] == 17
+@pytest.mark.parametrize("per_class", [20, 3])  # 3 < K: repeats (Draw) are regrouped with their group
+def test_pk_length_batches_keep_every_gloss_group_and_p_distinct_glosses(per_class):
+    classes, k = 100, 4
+    labels = np.repeat(np.arange(classes), per_class)
+    lengths = np.random.default_rng(1).integers(30, 121, len(labels))
+    plain_config = TrainConfig(sampler="pk", batch_size=32, samples_per_class=k)
+    plain = epoch_batches(plain_config, labels, 3, lengths)
+    grouped = epoch_batches(TrainConfig(sampler="pk", batch_size=32, samples_per_class=k, length_batching=True),
+                            labels, 3, lengths)
+    assert len(grouped) == len(plain) and all(len(b) == 32 for b in grouped)
+    assert _groups(grouped, k) == _groups(plain, k)  # the same K-clip groups, repeats and their rounds included
+    for batch in grouped:
+        glosses = labels[[int(i) for i in batch]].reshape(8, k)
+        assert (glosses == glosses[:, :1]).all()           # each group of K is one gloss
+        assert len(set(glosses[:, 0])) == 8                # P distinct glosses a batch
+    plain_padding = _mean_padding([[int(i) for i in b] for b in plain], lengths)
+    grouped_padding = _mean_padding([[int(i) for i in b] for b in grouped], lengths)
+    assert grouped_padding < plain_padding - 0.05, (plain_padding, grouped_padding)
+    assert plain == epoch_batches(plain_config, labels, 3, lengths)  # plain P×K draws are untouched
+    assert grouped == epoch_batches(TrainConfig(sampler="pk", batch_size=32, samples_per_class=k,
+                                                length_batching=True), labels, 3, lengths)  # deterministic
+
+
+def test_pk_length_batches_mend_a_gloss_that_meets_itself_by_swapping_groups():
+    from training.batches import _distinct_glosses, pk_batches_by_length
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    lengths = np.array([100, 100, 10, 10, 50, 50])
+    run = [[0, 1, 2, 3], [2, 3, 4, 5]]  # gloss 1 in both batches: sorted by length, its two groups come first
+    out = pk_batches_by_length(run, labels, lengths, 2, np.random.default_rng(0))
+    assert sorted(map(sorted, out)) == [[0, 1, 2, 3], [2, 3, 4, 5]]  # mended: the only valid grouping
+    assert all(len(set(labels[b])) == 2 for b in out)
+    assert _distinct_glosses([[[0, 1], [0, 1]]], labels) is None  # one batch, one gloss twice: nothing to swap with

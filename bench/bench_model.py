@@ -10,7 +10,10 @@ median); the 1-minute load average is reported because other processes skew timi
 * ``model``: forward+backward samples/s of the default config for batches of 32 random
   clips (fixed lengths 30..120 and a padded batch of mixed lengths), with multiply-adds per
   sample from :func:`count_flops_per_sample` and the achieved GFLOP/s (a training step is
-  counted as 3x the forward FLOPs: forward + two matrix products per backward).
+  counted as 3x the forward FLOPs: forward + two matrix products per backward), beside the
+  machine's GEMM limit at that batch's own shapes (``bench/gemm_limit.py``) measured right
+  after it, and the fraction of that limit reached (for the padded batch also counting its
+  real frames only).
 * ``loss``: forward+backward time of TripletMarginLoss for B = 32/128/256 with batch-all,
   batch-all filtered and batch-hard, next to the published (B, B, B) formulation, and the
   peak bytes of live tensors the loss creates at B = 256.
@@ -33,6 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.gemm_limit import gemm_limit  # noqa: E402
 from datasets import layout  # noqa: E402
 from models import SpoterConfig, build_model, count_flops_per_sample  # noqa: E402
 from training import BatchAllMiner, BatchHardMiner, EuclideanDistance, TripletMarginLoss  # noqa: E402
@@ -69,17 +73,26 @@ def bench_model(repeats: int) -> dict:
         model.zero_grad(set_to_none=True)
         loss_fn(model(x, mask), labels).backward()
 
-    def case(x, mask, frames_for_flops):
+    def case(x, mask, frames_for_flops, real_lengths=None):
         seconds, median = timed(lambda: step(x, mask), repeats)
         macs = count_flops_per_sample(cfg, frames_for_flops)
-        return {
+        # The yardstick: plain matmul at this batch's own shapes, measured right after it.
+        limit = gemm_limit(cfg, BATCH, frames_for_flops, repeats)["train_step_limit_gflop_per_s"]
+        achieved = BATCH * 3 * 2 * macs / seconds / 1e9
+        row = {
             "samples_per_s": round(BATCH / seconds, 2),
             "step_ms": round(seconds * 1e3, 1),
             "step_ms_median": round(median * 1e3, 1),
             "macs_per_sample_forward": macs,
             "gflops_per_sample_train_step": round(3 * 2 * macs / 1e9, 4),
-            "achieved_gflop_per_s": round(BATCH * 3 * 2 * macs / seconds / 1e9, 2),
+            "achieved_gflop_per_s": round(achieved, 2),
+            "gemm_train_step_limit_gflop_per_s": limit,
+            "fraction_of_limit": round(achieved / limit, 3),
         }
+        if real_lengths is not None:  # padded batch: the useful share of the work
+            real = sum(3 * 2 * count_flops_per_sample(cfg, int(t)) for t in real_lengths) / seconds / 1e9
+            row["fraction_of_limit_real_frames"] = round(real / limit, 3)
+        return row
 
     results = {}
     for t in FRAME_COUNTS:
@@ -89,7 +102,7 @@ def bench_model(repeats: int) -> dict:
     t_max = int(lengths.max())
     x = torch.rand(BATCH, t_max, layout.NUM_POINTS, layout.NUM_COORDS, generator=g)
     mask = torch.arange(t_max)[None, :] >= lengths[:, None]
-    results[f"mixed T={FRAME_COUNTS[0]}..{FRAME_COUNTS[-1]} padded to {t_max}"] = case(x, mask, t_max)
+    results[f"mixed T={FRAME_COUNTS[0]}..{FRAME_COUNTS[-1]} padded to {t_max}"] = case(x, mask, t_max, lengths.tolist())
 
     model.eval()
     x = torch.rand(BATCH, 60, layout.NUM_POINTS, layout.NUM_COORDS, generator=g)

@@ -12,7 +12,8 @@ evaluating every epoch. Reports, from the run's ``metrics.jsonl``:
   model's own shapes (``bench/gemm_limit.py``), measured in this run just before and after;
 * seconds of the per-epoch evaluation (silhouette on 2,000 train + 500 validation embeddings,
   kNN top-1/top-5 and the cross-signer protocol);
-* the child's peak resident memory.
+* the peak resident memory of the train.py process itself (``os.wait4``; the data generation
+  runs in a process of its own and is not counted).
 
 Figures from another run, day or machine are not comparable with these (machines here move
 2-3x from day to day): compare ratios, e.g. the fraction of the limit. Usage: ``python bench/bench_training.py [--epochs 2]``; prints JSON.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import time
@@ -47,9 +48,21 @@ def build_data(folder: Path) -> tuple[Path, Path]:
     return train, val
 
 
+def run_measured(command: list[str], env: dict | None = None) -> float:
+    """Run ``command`` from the repository root; its own peak resident memory in MB (not the data generation's)."""
+    child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, command)
+    return round(usage.ru_maxrss / 1024, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment of the train.py process (e.g. LD_PRELOAD=... for another allocator)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="further train.py flags (after everything else)")
     args = parser.parse_args()
@@ -66,10 +79,11 @@ def main() -> None:
     config = SpoterConfig()
     limit_before = gemm_limit(config)  # the yardstick, measured around the run it judges
     started = time.perf_counter()
-    subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, **dict(item.split("=", 1) for item in args.env))
+    document["environment"] = args.env
+    document["peak_rss_mb"] = run_measured(command, env)
     document["wall_seconds"] = round(time.perf_counter() - started, 1)
     limit_after = gemm_limit(config)
-    document["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     epochs = [json.loads(line) for line in (out / "bench" / "metrics.jsonl").read_text().splitlines()]
     rates = [e["samples_per_s"] for e in epochs]
     limit = (limit_before["train_step_limit_gflop_per_s"] + limit_after["train_step_limit_gflop_per_s"]) / 2
@@ -87,7 +101,6 @@ def main() -> None:
         "first_epoch_slowdown": round(rates[1] / rates[0], 2) if len(rates) > 1 else None,
         "eval_seconds": [round(e["eval_seconds"], 2) for e in epochs],
         "val_top1": [e.get("val_top1") for e in epochs],
-        "note": "peak_rss_mb is the larger of the data generation (first run only) and train.py",
     })
     print_json(document)
 

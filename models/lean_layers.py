@@ -14,6 +14,10 @@ state_dict, same maths and dropout placement) with two training-only kernels:
 * ReLU + dropout as one step whose output is all the backward pass needs
   (``grad * (out > 0) / (1 - p)``), shared with the next linear layer's saved input.
 
+Both draw their dropout masks from 16-bit random lanes (:func:`draw_keep_mask`), four
+mask entries per 64-bit random word instead of one float each: the drop probability is
+``p`` rounded to a multiple of 1/65536 and the scale follows it, so the layer stays unbiased.
+
 In eval mode, without dropout, or with options these kernels do not cover, it runs the
 stock layer, so inference and ONNX export are unchanged.
 """
@@ -26,9 +30,31 @@ import torch.nn.functional as F
 from torch import nn
 
 
+_LANE_VALUES = 1 << 16  # a keep mask compares 16-bit random lanes with a threshold
+
+
+def dropout_probability(p: float) -> float:
+    """The drop probability :func:`draw_keep_mask` realises: ``p`` rounded to a multiple of
+    1/65536 (off by less than 8e-6); the kernels scale by ``1 / (1 - this)``, so the
+    expected output equals the input exactly."""
+    return round(p * _LANE_VALUES) / _LANE_VALUES
+
+
 def draw_keep_mask(shape, p: float, device=None) -> torch.Tensor:
-    """Bool mask, True with probability 1 - p (from torch's global generator, so seeded runs repeat)."""
-    return torch.rand(shape, device=device) >= p
+    """Bool mask, True with probability ``1 - dropout_probability(p)``.
+
+    Each 64-bit random word gives four mask entries (its four 16-bit lanes, each compared
+    with a threshold), a quarter of the words ``torch.rand(shape) >= p`` draws and no float
+    conversion: on CPU the mask of a (32, 128, 2048) feed-forward block costs about a
+    quarter of the time. Drawn from torch's global generator, so seeded runs repeat.
+    """
+    threshold = round(p * _LANE_VALUES) - _LANE_VALUES // 2
+    if threshold >= _LANE_VALUES // 2:  # p ~ 1: nothing kept (the threshold would not fit in 16 bits)
+        return torch.zeros(shape, dtype=torch.bool, device=device)
+    count = math.prod(shape)
+    words = torch.empty((count + 3) // 4, dtype=torch.int64, device=device).random_(-(1 << 63), (1 << 63) - 1)
+    lanes = words.view(torch.int16)[:count].view(shape)
+    return lanes >= threshold
 
 
 class AttentionWithDropout(torch.autograd.Function):
@@ -113,7 +139,7 @@ class LeanEncoderLayer(nn.TransformerEncoderLayer):
         else:  # the encoder hands layers an additive float mask (0 / -inf)
             additive = key_padding_mask[:, None, None, :].to(x.dtype)
         keep = draw_keep_mask((batch, heads, frames, frames), attn.dropout, x.device)
-        out = AttentionWithDropout.apply(q, k, v, additive, keep, attn.dropout)  # (B, H, T, d)
+        out = AttentionWithDropout.apply(q, k, v, additive, keep, dropout_probability(attn.dropout))  # (B, H, T, d)
         out = attn.out_proj(out.transpose(1, 2).reshape(batch, frames, width))
         if not self.self_attn.batch_first:
             out = out.transpose(0, 1)
@@ -124,5 +150,5 @@ class LeanEncoderLayer(nn.TransformerEncoderLayer):
         if not (self.training and p > 0 and self.activation is F.relu):
             return super()._ff_block(x)
         hidden = self.linear1(x)
-        hidden = ReluDropout.apply(hidden, draw_keep_mask(hidden.shape, p, hidden.device), p)
+        hidden = ReluDropout.apply(hidden, draw_keep_mask(hidden.shape, p, hidden.device), dropout_probability(p))
         return self.dropout2(self.linear2(hidden))

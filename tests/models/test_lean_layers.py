@@ -114,3 +114,26 @@ def test_training_with_dropout_keeps_far_fewer_tensors_than_the_stock_layers():
     mask = torch.zeros(8, 64, dtype=torch.bool)
     lean_mb, stock_mb = saved_megabytes(model, clips, mask), saved_megabytes(stock, clips, mask)
     assert lean_mb < 0.55 * stock_mb, (lean_mb, stock_mb)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.2, 0.25, 0.5, 1.0])
+def test_keep_masks_keep_one_minus_p_of_the_entries_and_repeat_with_the_seed(p):
+    torch.manual_seed(0)
+    keep = lean.draw_keep_mask((301, 1001), p)  # 301,301 entries: not a multiple of the 4 lanes a word gives
+    assert keep.shape == (301, 1001) and keep.dtype == torch.bool
+    assert abs(keep.float().mean().item() - (1 - p)) < 0.003
+    assert abs(lean.dropout_probability(p) - p) < 8e-6
+    torch.manual_seed(0)
+    assert torch.equal(keep, lean.draw_keep_mask((301, 1001), p))
+    if 0 < p < 1:  # the lanes are independent: neighbouring entries agree as often as chance says
+        agree = (keep[:, 1:] == keep[:, :-1]).float().mean().item()
+        assert abs(agree - (p * p + (1 - p) * (1 - p))) < 0.005
+
+
+def test_relu_dropout_is_unbiased_with_the_realised_probability():
+    torch.manual_seed(1)
+    x = torch.rand(2000, 500) + 0.5
+    p = 0.1
+    out = lean.ReluDropout.apply(x, lean.draw_keep_mask(x.shape, p), lean.dropout_probability(p))
+    assert abs((out.sum() / x.sum()).item() - 1) < 0.002
+    assert lean.dropout_probability(0.1) != 0.1 and lean.dropout_probability(0.25) == 0.25

@@ -146,3 +146,10 @@ def test_epochs_report_their_padding_and_length_batching_pads_to_multiples_of_16
         assert metrics["padding_share"] == pytest.approx(1 - metrics["real_frames"] / metrics["padded_frames"])
     assert grouped["padded_frames"] % 16 == 0 and grouped["padded_frames_squared"] % 256 == 0
     assert plain["padded_frames"] < grouped["padded_frames"]  # 6-11-frame clips: rounding up to 16 adds padding
+
+
+def test_length_batching_runs_with_pk_batches_and_keeps_every_clip_padded_to_16(tiny_csvs, tmp_path):
+    plain = train(_config(tiny_csvs, tmp_path / "pk", sampler="pk", epochs=1))
+    grouped = train(_config(tiny_csvs, tmp_path / "pk_grouped", sampler="pk", epochs=1, length_batching=True))
+    assert grouped["real_frames"] == plain["real_frames"]  # the same clips (the same P×K groups), regrouped
+    assert grouped["padded_frames"] % 16 == 0 and np.isfinite(grouped["train_loss"])

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import models.lean_layers as lean  # noqa: E402
 from bench.common import machine, print_json  # noqa: E402
+from bench.gemm_limit import best_seconds  # noqa: E402
 from datasets import layout  # noqa: E402
 from models import SpoterConfig, build_model  # noqa: E402
 from training import BatchAllMiner, TripletMarginLoss  # noqa: E402
@@ -35,16 +36,6 @@ def float_keep_mask(shape, p: float, device=None) -> torch.Tensor:
     return torch.rand(shape, device=device) >= p
 
 
-def best_ms(fn, repeats: int = 10) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best * 1e3
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8, help="timed steps per arm (after one warm-up step each)")
@@ -52,8 +43,8 @@ def main() -> None:
     args = parser.parse_args()
     lane_keep_mask = lean.draw_keep_mask
     shape = (BATCH, args.frames, 2048)
-    masks = {"float_ms": best_ms(lambda: float_keep_mask(shape, 0.1)),
-             "lanes_ms": best_ms(lambda: lane_keep_mask(shape, 0.1))}
+    masks = {"float_ms": 1e3 * best_seconds(lambda: float_keep_mask(shape, 0.1), 10),
+             "lanes_ms": 1e3 * best_seconds(lambda: lane_keep_mask(shape, 0.1), 10)}
 
     torch.manual_seed(0)
     model = build_model(SpoterConfig()).train()

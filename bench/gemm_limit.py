@@ -42,7 +42,8 @@ def model_products(config: SpoterConfig, rows: int) -> dict[str, tuple[int, int,
     return products
 
 
-def _best_seconds(step, repeats: int) -> float:
+def best_seconds(step, repeats: int) -> float:
+    """Best wall seconds of ``repeats`` calls of ``step`` after one warm-up call."""
     step()
     best = float("inf")
     for _ in range(repeats):
@@ -59,12 +60,12 @@ def time_product(rows: int, inner: int, outer: int, repeats: int, backward: bool
     w = torch.randn(inner, outer, generator=g, requires_grad=backward)
     grad = torch.randn(rows, outer, generator=g)
     if not backward:
-        return _best_seconds(lambda: torch.matmul(x, w), repeats)
+        return best_seconds(lambda: torch.matmul(x, w), repeats)
 
     def step():
         x.grad = w.grad = None
         torch.matmul(x, w).backward(grad)
-    return _best_seconds(step, repeats)
+    return best_seconds(step, repeats)
 
 
 def gemm_limit(config: SpoterConfig | None = None, batch: int = 32, frames: int = 78, repeats: int = 5) -> dict:

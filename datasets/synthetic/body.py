@@ -25,7 +25,7 @@ def arm_elbows(shoulders: np.ndarray, wrists: np.ndarray, upper: float, fore: fl
     return shoulders + upper * (cos_a * axis + sin_a * swing)
 
 
-# ------------------------------------------------------------------ one sample
+# ------------------------------------------------------------ face and lower body
 _FACE = ("nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
          "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right")
 # (x, y relative to the nose, depth towards camera) in head units.

@@ -51,10 +51,10 @@ def build_data(folder: Path) -> tuple[Path, Path]:
 def run_measured(command: list[str], env: dict | None = None) -> float:
     """Run ``command`` from the repository root; its own peak resident memory in MB (not the data generation's)."""
     child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise subprocess.CalledProcessError(child.returncode, command)
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not every child's
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        raise subprocess.CalledProcessError(code, command)
     return round(usage.ru_maxrss / 1024, 1)
 
 

@@ -327,7 +327,6 @@ def run_prediction(args) -> tuple[list[dict], int]:
         raise UsageError(f"--top-k must be >= 1, got {args.top_k}")
     if not args.inputs:
         raise UsageError("no INPUT given (only --remove-gloss works without inputs)")
-    check_batch_size(args)
     embedder = load_embedder(args.checkpoint, untrained=args.untrained, device=resolve_device(args.device))
     gallery, kind = _prediction_gallery(args, embedder)
     outcomes, raws, slots = _read_inputs(args, expand_inputs(args.inputs))
@@ -375,7 +374,6 @@ def run_dictionary_change(args) -> str:
     bad = [o for o in outcomes if "error" in o]
     if bad:  # a dictionary entry is all its clips or nothing
         raise DataError(f"nothing enrolled: {bad[0]['error']}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
-    check_batch_size(args)
     larger = gallery.extend(embedder.embed_raw(raws, args.batch_size), [args.enrol] * len(raws),
                             video_ids=[Path(o["input"]).stem for o in outcomes], signer_ids=[args.signer] * len(raws))
     larger.save(args.gallery)
@@ -406,6 +404,7 @@ def parse_predict_args(argv=None) -> argparse.Namespace:
     args.gallery = args.gallery[:keep]
     if not args.inputs and not args.remove_gloss:
         parser.error("the following arguments are required: INPUT")
+    check_batch_size(args)  # before any model or input is loaded
     return args
 
 

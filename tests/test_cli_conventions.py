@@ -103,9 +103,9 @@ def test_batch_size_is_one_option_with_one_default_in_evaluate_and_predict(monke
     assert cli.parse_predict_args(["--checkpoint", "c.pth", "--gallery", "g.npz", "--batch-size", "7",
                                    "x.npy"]).batch_size == 7
     assert len({_options(p)["--batch-size"].help for p in (cli.evaluate_parser(), cli.predict_parser())}) == 1
-    with pytest.raises(UsageError, match="--batch-size must be >= 1, got 0"):
-        cli.run_prediction(cli.parse_predict_args(["--checkpoint", "c.pth", "--gallery", "g.npz", "--batch-size",
-                                                   "0", "x.npy"]))
+    for extra in (["x.npy"], ["--enrol", "hello", "x.npy"]):  # refused before any checkpoint or input is read
+        with pytest.raises(UsageError, match="--batch-size must be >= 1, got 0"):
+            cli.predict_main(["--checkpoint", "missing.pth", "--gallery", "g.npz", "--batch-size", "0", *extra])
 
 
 def test_debug_is_one_flag_with_one_meaning():

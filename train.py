@@ -4,13 +4,14 @@ from __future__ import annotations
 import logging
 import sys
 
-from entrypoint import run_cli
+from entrypoint import active_allocator, run_cli, use_training_allocator
 
 
 def main(argv=None) -> int:
     from training.cli import config_from_args
     from training.engine import train
     config, args = config_from_args(argv)
+    logging.getLogger("train").info("memory allocator: %s", active_allocator())
     metrics = train(config)
     if metrics:
         for prefix, title in (("", "trained"), ("untrained_", "untrained")):
@@ -22,4 +23,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    use_training_allocator()
     sys.exit(run_cli(main))

@@ -4,7 +4,8 @@
 #   ./train.sh --epochs 50 ...      the same with flags overridden (flags win over the preset)
 #   ./train.sh --config configs/published.json --training_set_path WLASL100_train.csv \
 #              --validation_set_path WLASL100_val.csv   # another preset, your data
-# Environment: PYTHON (interpreter), DATA_DIR (built-in data folder), TRAIN_ARGS (extra flags).
+# Environment: PYTHON (interpreter), DATA_DIR (built-in data folder), TRAIN_ARGS (extra flags),
+# SPOTER_ALLOCATOR=system (train with the C library's malloc instead of the installed mimalloc).
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ -z "${PYTHON:-}" ]; then

@@ -13,20 +13,28 @@ evaluating every epoch. Reports, from the run's ``metrics.jsonl``:
 * seconds of the per-epoch evaluation (silhouette on 2,000 train + 500 validation embeddings,
   kNN top-1/top-5 and the cross-signer protocol);
 * the peak resident memory of the train.py process itself (``os.wait4``; the data generation
-  runs in a process of its own and is not counted).
+  runs in a process of its own and is not counted) and the memory allocator it ran under.
+
+``--allocators auto,system --rounds 2`` runs train.py under mimalloc (``auto``) and under the C
+library's malloc (``SPOTER_ALLOCATOR=system``) in turn and reports the ratios of their medians.
 
 Figures from another run, day or machine are not comparable with these (machines here move
-2-3x from day to day): compare ratios, e.g. the fraction of the limit. Usage: ``python bench/bench_training.py [--epochs 2]``; prints JSON.
+2-3x from day to day): compare ratios, e.g. the fraction of the limit. Usage: ``python bench/bench_training.py [--epochs 2]
+[--allocators auto,system --rounds 2] [--extra --length_batching]``; prints JSON.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -48,48 +56,36 @@ def build_data(folder: Path) -> tuple[Path, Path]:
     return train, val
 
 
-def run_measured(command: list[str], env: dict | None = None) -> float:
-    """Run ``command`` from the repository root; its own peak resident memory in MB (not the data generation's)."""
-    child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not every child's
-    code = os.waitstatus_to_exitcode(status)
+def run_measured(command: list[str], env: dict | None = None) -> tuple[float, str]:
+    """Run ``command`` from the repository root: its own peak resident memory in MB (not the data
+    generation's) and the memory allocator its log names (``memory allocator: ...``)."""
+    with tempfile.TemporaryFile("w+") as log:
+        child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not every child's
+        code = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        text = log.read()
     if code:
-        raise subprocess.CalledProcessError(code, command)
-    return round(usage.ru_maxrss / 1024, 1)
+        raise subprocess.CalledProcessError(code, command, stderr=text[-2000:])
+    found = re.search(r"memory allocator: (\w+)", text)
+    return round(usage.ru_maxrss / 1024, 1), found.group(1) if found else "unknown"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="environment of the train.py process (e.g. LD_PRELOAD=... for another allocator)")
-    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
-                        help="further train.py flags (after everything else)")
-    args = parser.parse_args()
+def measure_arm(command: list[str], env: dict, out: Path, config) -> dict:
+    """One train.py run and its figures; the GEMM limit is measured just before and after it."""
     from bench.gemm_limit import epoch_flops, gemm_limit
-    from models import SpoterConfig
-
-    train, val = build_data(RESULTS_DIR / "wlasl_shaped")
-    out = RESULTS_DIR / "bench_training_run"
-    command = [sys.executable, "train.py", "--training_set_path", str(train), "--validation_set_path", str(val),
-               "--experiment_name", "bench", "--out_dir", str(out), "--epochs", str(args.epochs),
-               "--eval_every", "1", "--plot_every", "0", "--no-report_untrained", *PUBLISHED_FLAGS, *args.extra]
-    shown = [str(Path(c).relative_to(REPO_ROOT)) if c.startswith(str(REPO_ROOT)) else c for c in command[1:]]
-    document = {"benchmark": "training_end_to_end", "machine": machine(), "command": " ".join(shown)}
-    config = SpoterConfig()
     limit_before = gemm_limit(config)  # the yardstick, measured around the run it judges
     started = time.perf_counter()
-    env = dict(os.environ, **dict(item.split("=", 1) for item in args.env))
-    document["environment"] = args.env
-    document["peak_rss_mb"] = run_measured(command, env)
-    document["wall_seconds"] = round(time.perf_counter() - started, 1)
+    peak, allocator = run_measured(command, env)
+    wall = round(time.perf_counter() - started, 1)
     limit_after = gemm_limit(config)
     epochs = [json.loads(line) for line in (out / "bench" / "metrics.jsonl").read_text().splitlines()]
     rates = [e["samples_per_s"] for e in epochs]
     limit = (limit_before["train_step_limit_gflop_per_s"] + limit_after["train_step_limit_gflop_per_s"]) / 2
     real = [epoch_flops(config, e) / e["train_seconds"] / 1e9 for e in epochs]
     computed = [epoch_flops(config, e, padded=True) / e["train_seconds"] / 1e9 for e in epochs]
-    document.update({
+    return {
+        "allocator": allocator, "peak_rss_mb": peak, "wall_seconds": wall,
         "train_samples_per_s": {"best": round(max(rates), 1), "mean": round(sum(rates) / len(rates), 1),
                                 "per_epoch": [round(r, 1) for r in rates]},
         "gemm_train_step_limit_gflop_per_s": {"before": limit_before["train_step_limit_gflop_per_s"],
@@ -101,7 +97,53 @@ def main() -> None:
         "first_epoch_slowdown": round(rates[1] / rates[0], 2) if len(rates) > 1 else None,
         "eval_seconds": [round(e["eval_seconds"], 2) for e in epochs],
         "val_top1": [e.get("val_top1") for e in epochs],
-    })
+    }
+
+
+def allocator_ratios(runs: list[dict]) -> dict:
+    """mimalloc against the C library's malloc: medians over the alternating rounds of each arm."""
+    def median(arm, pick):
+        return float(np.median([pick(r) for r in runs if r["arm"] == arm]))
+    speed = lambda r: r["train_samples_per_s"]["mean"]  # noqa: E731
+    peak = lambda r: r["peak_rss_mb"]                    # noqa: E731
+    return {"samples_per_s_auto_over_system": round(median("auto", speed) / median("system", speed), 3),
+            "peak_rss_auto_over_system": round(median("auto", peak) / median("system", peak), 3),
+            "peak_rss_mb": {"auto": median("auto", peak), "system": median("system", peak)}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment of the train.py process (e.g. LD_PRELOAD=... for another allocator)")
+    parser.add_argument("--allocators", default="auto", help="comma-separated SPOTER_ALLOCATOR arms, run in "
+                        "turn (e.g. auto,system: mimalloc against the C library's malloc, ratios reported)")
+    parser.add_argument("--rounds", type=int, default=1, help="times each arm runs (alternating)")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                        help="further train.py flags (after everything else)")
+    args = parser.parse_args()
+    from models import SpoterConfig
+
+    train, val = build_data(RESULTS_DIR / "wlasl_shaped")
+    out = RESULTS_DIR / "bench_training_run"
+    command = [sys.executable, "train.py", "--training_set_path", str(train), "--validation_set_path", str(val),
+               "--experiment_name", "bench", "--out_dir", str(out), "--epochs", str(args.epochs),
+               "--eval_every", "1", "--plot_every", "0", "--no-report_untrained", *PUBLISHED_FLAGS, *args.extra]
+    shown = [str(Path(c).relative_to(REPO_ROOT)) if c.startswith(str(REPO_ROOT)) else c for c in command[1:]]
+    document = {"benchmark": "training_end_to_end", "machine": machine(), "command": " ".join(shown),
+                "environment": args.env}
+    arms = [arm.strip() for arm in args.allocators.split(",") if arm.strip()]
+    runs = []
+    for _ in range(args.rounds):
+        for arm in arms:
+            env = dict(os.environ, **dict(item.split("=", 1) for item in args.env), SPOTER_ALLOCATOR=arm)
+            runs.append({"arm": arm, **measure_arm(command, env, out, SpoterConfig())})
+    if len(runs) == 1:
+        document.update({k: v for k, v in runs[0].items() if k != "arm"})
+    else:
+        document["runs"] = runs
+        if {"auto", "system"} <= set(arms):
+            document["allocator_ratios"] = allocator_ratios(runs)
     print_json(document)
 
 

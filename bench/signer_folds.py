@@ -33,9 +33,15 @@ trained - untrained gap of multi_signer top-1/top-5 and macro top-1: mean over s
 the trained and untrained figures and, per outer fold, the chosen recipe and every
 recipe's inner scores.
 
-Each finished training's scores are a small JSON file in ``--work-dir`` (by default a
-folder in the system temp dir named from a hash of the data, folds and recipes), so
-running the same command again resumes where it stopped. One command, one JSON document
+With several ``--seeds``, ``seed_ensemble`` also scores each outer fold's reported seeds as one
+model (each member's embedding at unit length, side by side: the mean of their cosine
+similarities), beside the same ensemble of their untrained networks: what several trainings
+add over one on new people.
+
+Each finished training's scores are a small JSON file in ``--work-dir`` (its held-out
+embeddings an ``.npz`` beside it; by default a folder in the system temp dir named from a
+hash of the data, folds and recipes), so running the same command again resumes where it
+stopped. One command, one JSON document
 on stdout::
 
     python bench/signer_folds.py --data ../shared/data/real-dev ../shared/data/real-more \\
@@ -46,7 +52,7 @@ on stdout::
 paths (e.g. ``"--config real --loss cosface --distance cosine"``). The single-recipe form
 ``python bench/signer_folds.py --folds 3 --seeds 0 1 -- <train.py flags>`` is one recipe named ``recipe``.
 
-Why one file of ~600 lines: a benchmark is one script a user runs and reads as a whole
+Why one file of ~700 lines: a benchmark is one script a user runs and reads as a whole
 (folds, trainings, scoring, summary, CLI), and only its tests import its parts.
 """
 from __future__ import annotations
@@ -369,16 +375,69 @@ def run_training(training: Training, sequences: SequenceSet, config, work_dir: P
         model = _trained_model(run_config, train_set, Path(scratch))
     train_seconds = time.perf_counter() - started
     document = {"training": asdict(training), "train_seconds": round(train_seconds, 2)}
-    document["trained"] = _hits_to_json(fold_hits(_embed(model, held_out, config), held_out, train_labels,
-                                                  config.distance))
+    embeddings = {"trained": _embed(model, held_out, config)}
     if training.untrained:
-        start = untrained_model(run_config, len(train_set.label_names))
-        document["untrained"] = _hits_to_json(fold_hits(_embed(start, held_out, config), held_out, train_labels,
-                                                        config.distance))
+        embeddings["untrained"] = _embed(untrained_model(run_config, len(train_set.label_names)), held_out, config)
+    for which, values in embeddings.items():
+        document[which] = _hits_to_json(fold_hits(values, held_out, train_labels, config.distance))
     document["seconds"] = round(time.perf_counter() - started, 2)
+    with atomic_write(embeddings_path(work_dir, training), "wb") as handle:   # before the scores: they mark done
+        np.savez(handle, **embeddings)
     with atomic_write(path, "w") as handle:
         json.dump(document, handle)
     return {**document, "resumed": False}
+
+
+def embeddings_path(work_dir: Path, training: Training) -> Path:
+    """Where a training's held-out embeddings are kept (``trained``, and ``untrained`` when scored)."""
+    return work_dir / f"{training.key}.npz"
+
+
+def unit_concatenation(members: list[np.ndarray]) -> np.ndarray:
+    """The ensemble embedding: each member's rows scaled to unit length, side by side, over sqrt(count).
+
+    Its cosine similarity is the mean of the members' cosine similarities, so no member
+    outweighs another by the scale of its embeddings."""
+    units = [m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12) for m in members]
+    return np.concatenate(units, axis=1) / np.sqrt(len(units))
+
+
+def seed_ensemble(reported: list[tuple[int, int, dict]], sequences: SequenceSet, work_dir: Path,
+                  distances: dict[str, str]) -> dict | None:
+    """The reported seeds of each outer fold as one model (:func:`unit_concatenation`), trained and untrained.
+
+    Why: several seeds of one recipe cost several trainings; this says what they add on new
+    people over one seed, beside the ensemble of their untrained networks. ``distances`` maps
+    a recipe to its kNN distance. None with one seed, or when a training's embeddings were not
+    kept (scores stored by an older run).
+    """
+    folds = sorted({f for f, _, _ in reported})
+    seeds = sorted({seed for _, seed, _ in reported})
+    if len(seeds) < 2:
+        return None
+    pooled = {"trained": [], "untrained": []}
+    per_fold = []
+    for f in folds:
+        documents = [d for g, _, d in reported if g == f]
+        paths = [embeddings_path(work_dir, Training(**d["training"])) for d in documents]
+        if not all(p.is_file() for p in paths):
+            return None
+        stored = []
+        for path in paths:
+            with np.load(path) as arrays:
+                stored.append({name: arrays[name] for name in arrays.files})
+        training = documents[0]["training"]
+        held_out = sequences.subset(np.flatnonzero(np.isin(sequences.signer_ids, training["held_out"])))
+        train_labels = np.unique(sequences.labels[np.isin(sequences.signer_ids, training["train_people"])])
+        figures = {}
+        for which in pooled:
+            hits = fold_hits(unit_concatenation([e[which] for e in stored]), held_out, train_labels,
+                             distances[training["recipe"]])
+            pooled[which].append(hits)
+            figures[which] = summarize_hits(hits)
+        per_fold.append({"fold": f, **figures, "gap": gap(figures["trained"], figures["untrained"])})
+    out = {which: summarize_hits(_concat(parts)) for which, parts in pooled.items()}
+    return {"members": seeds, **out, "gap": gap(out["trained"], out["untrained"]), "per_fold": per_fold}
 
 
 def choose_recipe(inner_scores: dict[str, list[dict]]) -> tuple[str, dict[str, float | None]]:
@@ -483,10 +542,13 @@ def run(sequences: SequenceSet, recipes: dict[str, str], folds: int = 3, inner: 
             selection.append(entry)
             reported += [(f, seed, trainings(f"outer{f}-{entry['chosen']}-seed{seed}", entry["chosen"], seed,
                                              train_people[f], held, True)) for seed in seeds]
+        distances = {name: config.distance for name, config in configs.items()}
+        ensemble = seed_ensemble(reported, sequences, Path(work_dir), distances)
     figures = _figures(reported, seeds)
     report = {"samples": len(sequences), "signers": len(everyone), "glosses": int(len(np.unique(sequences.labels))),
               "folds": outer, "inner_folds": inner if nested else None, "seeds": seeds, "recipes": dict(recipes),
-              **{key: figures.pop(key) for key in ("gap", "trained", "untrained")}, "selection": selection, **figures}
+              **{key: figures.pop(key) for key in ("gap", "trained", "untrained")}, "seed_ensemble": ensemble,
+              "selection": selection, **figures}
     report["timings"] = {**trainings.timings(), "total_seconds": round(time.perf_counter() - started, 1)}
     return _clean(report)
 

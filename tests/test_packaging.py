@@ -35,10 +35,12 @@ def requirement_files() -> list[Path]:
 
 
 def parse_requirements(path: Path) -> dict[str, str]:
-    """Map normalised package name -> pinned version; raise on any non-`==` line."""
+    """Map normalised package name -> pinned version; raise on any non-`==` line.
+
+    An environment marker (``pkg==1.0; sys_platform == "linux"``) may follow the pin."""
     pins: dict[str, str] = {}
     for lineno, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.split(" #", 1)[0].strip()
+        line = raw.split(" #", 1)[0].split(";", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
         if not PIN_RE.match(line):
@@ -137,6 +139,15 @@ def test_requirements_agree_across_files():
                     f"{name}: {version} in {path.name} but {seen[name][0]} in {seen[name][1]}"
                 )
             seen[name] = (version, path.name)
+
+
+def test_pin_parser_reads_a_pin_with_an_environment_marker(tmp_path: Path):
+    path = tmp_path / "requirements.txt"
+    path.write_text('cmeel-mimalloc==3.4.3; sys_platform == "linux"  # a comment\n')
+    assert parse_requirements(path) == {"cmeel-mimalloc": "3.4.3"}
+    path.write_text('cmeel-mimalloc>=3; sys_platform == "linux"\n')
+    with pytest.raises(AssertionError, match="not an exact"):
+        parse_requirements(path)
 
 
 def test_pin_parser_rejects_loose_specs(tmp_path: Path):

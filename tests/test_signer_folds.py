@@ -137,6 +137,31 @@ def test_protocol_reports_the_gap_beside_untrained(tiny_synthetic_dataset, tmp_p
     # Recorded for the report (never compared with a limit: timings belong to benchmarks).
     recorded = [t["train_seconds"] for t in timings["trainings"]] + [timings["total_seconds"]]
     assert all(isinstance(value, float) for value in recorded)
+    ensemble = report["seed_ensemble"]                              # the two seeds as one model, per fold
+    assert ensemble["members"] == [0, 1] and len(ensemble["per_fold"]) == 2
+    assert ensemble["trained"]["all_n"] == len(sequences)          # every sample a query once
+    for key in ("multi_signer_top1", "multi_signer_top5", "macro_top1"):
+        assert ensemble["gap"][key] == pytest.approx(ensemble["trained"][key] - ensemble["untrained"][key], abs=2e-4)
+    # Scores kept without embeddings (an older run's): resumed, nothing retrained, no ensemble figures.
+    for npz in tmp_path.glob("*.npz"):
+        npz.unlink()
+    again = signer_folds.run(sequences, {"tiny": shlex.join(TINY_RECIPE)}, folds=2, seeds=(0, 1),
+                             work_dir=str(tmp_path))
+    assert again["seed_ensemble"] is None and all(t["resumed"] for t in again["timings"]["trainings"])
+    assert again["gap"] == report["gap"]
+
+
+def test_unit_concatenation_averages_the_members_cosines_and_one_seed_has_no_ensemble(tiny_synthetic_dataset):
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 4)) * 5, rng.normal(size=(6, 3)) * 0.1     # different scales and sizes
+    ensemble = signer_folds.unit_concatenation([a, b])
+
+    def cosines(x):
+        unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return unit @ unit.T
+    assert np.allclose(cosines(ensemble), (cosines(a) + cosines(b)) / 2)
+    assert np.allclose(np.linalg.norm(ensemble, axis=1), 1.0)
+    assert signer_folds.seed_ensemble([(0, 0, {})], None, Path("."), {}) is None
 
 
 # --- the nested protocol, on 8 synthetic people: 2 outer folds of 4, inner folds of 2
@@ -225,13 +250,18 @@ def test_inner_folds_hold_only_outer_training_people(nested, eight_people):
 def test_every_gallery_is_other_held_out_people_only(nested):
     report, events, _ = nested
     held_out_sets = [set(f) for f in report["folds"]] + [set(p) for e in report["selection"] for p in e["inner_folds"]]
+    last = max(i for i, (kind, _, _) in enumerate(events) if kind == "train")
+    per_training, ensemble = events[:last + 3], events[last + 3:]   # a training's scores: trained, untrained
     last_training = None
-    for kind, _, people in events:
+    for kind, _, people in per_training:
         if kind == "train":
             last_training = people
             continue
         assert not people & last_training            # no training person in the gallery
         assert people in held_out_sets               # exactly one fold's held-out people
+    # The seed ensemble scores each outer fold's held-out people (trained, then untrained): they trained in
+    # none of that fold's reported trainings, which used exactly the other people.
+    assert [people for _, _, people in ensemble] == [set(f) for f in report["folds"] for _ in range(2)]
 
 
 def test_the_chosen_recipe_has_the_best_inner_score(nested):

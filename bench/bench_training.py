@@ -12,8 +12,8 @@ evaluating every epoch. Reports, from the run's ``metrics.jsonl``:
   model's own shapes (``bench/gemm_limit.py``), measured in this run just before and after;
 * seconds of the per-epoch evaluation (silhouette on 2,000 train + 500 validation embeddings,
   kNN top-1/top-5 and the cross-signer protocol);
-* the peak resident memory of the train.py process itself (``os.wait4``; the data generation
-  runs in a process of its own and is not counted) and the memory allocator it ran under.
+* the peak resident memory of the train.py process itself (its ``VmHWM``, polled; the data
+  generation runs in a process of its own and is not counted) and the memory allocator it ran under.
 
 ``--allocators auto,system --rounds 2`` runs train.py under mimalloc (``auto``) and under the C
 library's malloc (``SPOTER_ALLOCATOR=system``) in turn and reports the ratios of their medians.
@@ -56,19 +56,39 @@ def build_data(folder: Path) -> tuple[Path, Path]:
     return train, val
 
 
-def run_measured(command: list[str], env: dict | None = None) -> tuple[float, str]:
-    """Run ``command`` from the repository root: its own peak resident memory in MB (not the data
-    generation's) and the memory allocator its log names (``memory allocator: ...``)."""
+def _high_water_mb(pid: int) -> float | None:
+    """VmHWM of a running process in MB (None once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def run_measured(command: list[str], env: dict | None = None, every: float = 0.02) -> tuple[float, str]:
+    """Run ``command`` from the repository root: its own peak resident memory in MB and the memory
+    allocator its log names (``memory allocator: ...``).
+
+    The peak is the child's ``VmHWM``, read every ``every`` seconds while it runs. Not its
+    rusage: Linux carries the parent's high-water mark into a forked child's ``ru_maxrss``
+    across exec, so a large benchmark process would set the floor of every figure. A new peak
+    in the child's last ``every`` seconds would be missed.
+    """
     with tempfile.TemporaryFile("w+") as log:
         child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not every child's
-        code = os.waitstatus_to_exitcode(status)
+        peak = 0.0
+        while child.poll() is None:
+            peak = max(peak, _high_water_mb(child.pid) or 0.0)
+            time.sleep(every)
         log.seek(0)
         text = log.read()
-    if code:
-        raise subprocess.CalledProcessError(code, command, stderr=text[-2000:])
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, command, stderr=text[-2000:])
     found = re.search(r"memory allocator: (\w+)", text)
-    return round(usage.ru_maxrss / 1024, 1), found.group(1) if found else "unknown"
+    return round(peak, 1), found.group(1) if found else "unknown"
 
 
 def measure_arm(command: list[str], env: dict, out: Path, config) -> dict:

@@ -424,7 +424,7 @@ def seed_ensemble(reported: list[tuple[int, int, dict]], sequences: SequenceSet,
             return None
         stored = []
         for path in paths:
-            with np.load(path) as arrays:
+            with np.load(path, allow_pickle=False) as arrays:
                 stored.append({name: arrays[name] for name in arrays.files})
         training = documents[0]["training"]
         held_out = sequences.subset(np.flatnonzero(np.isin(sequences.signer_ids, training["held_out"])))

@@ -96,7 +96,7 @@ def use_training_allocator() -> None:
     freed blocks it cannot reuse for the next, differently sized batch, so the resident
     memory of a published-architecture training climbs to about twice what is alive at
     any moment; giving the memory back instead makes every step fault its pages in again,
-    which on the measured machine halved the speed. mimalloc's size classes reuse the
+    which on the measured machine cost up to half the speed. mimalloc's size classes reuse the
     blocks and, with purging off, never pay the faults: ``bench/bench_training.py`` measured
     lower peak memory *and* faster steps in the same run (README, Benchmarks).
 

@@ -21,7 +21,9 @@ The protocol:
    nothing to choose and no inner training.
 3. The chosen recipe is trained on all the outer fold's training people for every seed
    in ``--seeds`` and scored on the outer held-out people, always beside its untrained
-   network (same architecture, same seed: the weights training started from).
+   network (same architecture, same seed: the weights training started from; with
+   ``--init_checkpoint``, the randomly initialised network, so what pre-training adds counts
+   as training).
 
 Scored query groups (top-1/top-5 over distinct glosses; "answerable" is the eligibility
 rule of evaluation.ranking): ``all``; ``multi_signer`` (answerable: another held-out
@@ -256,7 +258,10 @@ def _embed(model, sequences: SequenceSet, config) -> np.ndarray:
 
 
 def untrained_model(config, num_classes: int):
-    """The network training starts from (engine seeds torch with ``config.seed`` before building)."""
+    """The network training starts from (engine seeds torch with ``config.seed`` before building).
+
+    Randomly initialised even when ``config.init_checkpoint`` is set: the baseline is the
+    architecture before any training, pre-training included."""
     from models.spoter import SpoterConfig, build_model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)

@@ -365,6 +365,17 @@ def test_untrained_model_is_the_training_start(tiny_synthetic_dataset):
     assert any(not torch.equal(pa, pc) for pa, pc in zip(a.state_dict().values(), c.state_dict().values()))
 
 
+def test_the_untrained_baseline_of_a_pretrained_recipe_is_the_random_network(tiny_checkpoint):
+    """Pre-training counts as training: the baseline is the same seed's randomly initialised network."""
+    from dataclasses import replace
+    from training.cli import config_from_args
+    config, _ = config_from_args(TINY_RECIPE + ["--seed", "5"])
+    plain = signer_folds.untrained_model(config, 8)
+    pretrained = signer_folds.untrained_model(replace(config, init_checkpoint=str(tiny_checkpoint)), 8)
+    for (name, a), b in zip(plain.state_dict().items(), pretrained.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_init_checkpoint_starts_training_from_those_weights(tiny_checkpoint, tiny_synthetic_dataset, tmp_path):
     from datasets.errors import UsageError
     from models.spoter import build_model

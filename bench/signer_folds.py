@@ -347,6 +347,12 @@ def _training_data(sequences: SequenceSet, people) -> SequenceSet:
     return part.with_label_names([sequences.label_names[i] for i in np.unique(part.labels)])
 
 
+def _held_out_and_seen(sequences: SequenceSet, train_people, held_out_people) -> tuple[SequenceSet, np.ndarray]:
+    """The held-out people's samples (the queries and their galleries) and the glosses training saw."""
+    held_out = sequences.subset(np.flatnonzero(np.isin(sequences.signer_ids, held_out_people)))
+    return held_out, np.unique(sequences.labels[np.isin(sequences.signer_ids, train_people)])
+
+
 def _trained_model(config, train_set: SequenceSet, scratch: Path):
     """Train in-process through training.engine.train and return the final network."""
     from training import engine
@@ -370,8 +376,7 @@ def run_training(training: Training, sequences: SequenceSet, config, work_dir: P
         return {**stored, "resumed": True}
     started = time.perf_counter()
     train_set = _training_data(sequences, training.train_people)
-    held_out = sequences.subset(np.flatnonzero(np.isin(sequences.signer_ids, training.held_out)))
-    train_labels = np.unique(sequences.labels[np.isin(sequences.signer_ids, training.train_people)])
+    held_out, train_labels = _held_out_and_seen(sequences, training.train_people, training.held_out)
     with tempfile.TemporaryDirectory(prefix="train-", dir=work_dir) as scratch:
         run_config = replace(config, seed=training.seed, out_dir=scratch, experiment_name=training.key,
                              tracker="none", resume=False, validation_set_path="", eval_every=0, plot_every=0,
@@ -432,8 +437,7 @@ def seed_ensemble(reported: list[tuple[int, int, dict]], sequences: SequenceSet,
             with np.load(path, allow_pickle=False) as arrays:
                 stored.append({name: arrays[name] for name in arrays.files})
         training = documents[0]["training"]
-        held_out = sequences.subset(np.flatnonzero(np.isin(sequences.signer_ids, training["held_out"])))
-        train_labels = np.unique(sequences.labels[np.isin(sequences.signer_ids, training["train_people"])])
+        held_out, train_labels = _held_out_and_seen(sequences, training["train_people"], training["held_out"])
         figures = {}
         for which in pooled:
             hits = fold_hits(unit_concatenation([e[which] for e in stored]), held_out, train_labels,

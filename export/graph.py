@@ -88,8 +88,7 @@ class StreamlinedSpoter(nn.Module):
     def embed(self, landmarks: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
         """As ``SpoterEmbedding.embed``: the clips as given."""
         body, d = self.model.body, self.dim
-        x = landmarks.flatten(2).masked_fill(padding_mask.unsqueeze(-1), 0.0)  # (B, T, 2P)
-        x = body.pos_encoding(body.input_proj(x))  # (B, T, D)
+        x = body.frame_vectors(landmarks, padding_mask)  # the model's own input stage (B, T, D)
         bias = torch.zeros_like(padding_mask, dtype=x.dtype).masked_fill(padding_mask, float("-inf"))
         bias = bias[:, None, None, :]  # (B, 1, 1, T): broadcast over heads and queries
         batch = x.shape[0]

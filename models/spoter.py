@@ -27,8 +27,10 @@ import torch
 from torch import nn
 
 from datasets import layout
+from models.hand_geometry import HandShapeInput, features_per_frame
 from models.lean_layers import LeanEncoderLayer
 from models.positional import POSITIONAL_ENCODINGS, build_positional_encoding
+from models.temporal_conv import TemporalConvFrontEnd, conv_macs_per_sample
 
 NORM_EPS = 1e-12
 
@@ -53,6 +55,13 @@ class SpoterConfig:
     # Outside training, embed each clip and its left/right mirror and average the two
     # (needs the project's 54-point layout and the "centered" normalisation; see mirror_averaged).
     mirror_average: bool = False
+    # Residual depthwise Conv1D blocks over the frames before the encoder (0 = none, the
+    # published model) and their kernel in frames (odd); see models.temporal_conv.
+    temporal_conv_blocks: int = 0
+    temporal_conv_kernel: int = 5
+    # Add size- and rotation-free hand-shape distances to each frame (54-point layout only;
+    # see models.hand_geometry).
+    hand_shape_features: bool = False
     classification: bool = False  # build SpoterClassifier instead of SpoterEmbedding
     num_classes: int = 0  # classifier outputs; required when classification=True
 
@@ -65,6 +74,13 @@ class SpoterConfig:
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"SpoterConfig.hidden_dim={self.hidden_dim} is not divisible by "
                              f"num_heads={self.num_heads}")
+        for name in ("temporal_conv_blocks", "temporal_conv_kernel"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"SpoterConfig.{name} must be an int >= 0, got {value!r}")
+        if self.temporal_conv_kernel % 2 == 0:
+            raise ValueError(f"SpoterConfig.temporal_conv_kernel must be odd (frame t stays at t), "
+                             f"got {self.temporal_conv_kernel}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"SpoterConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.positional_encoding not in POSITIONAL_ENCODINGS:
@@ -73,6 +89,9 @@ class SpoterConfig:
         if self.mirror_average and (self.classification or self.num_points != layout.NUM_POINTS):
             raise ValueError(f"SpoterConfig.mirror_average needs an embedding model on the {layout.NUM_POINTS}-point "
                              f"layout (got classification={self.classification}, num_points={self.num_points})")
+        if self.hand_shape_features and self.num_points != layout.NUM_POINTS:
+            raise ValueError(f"SpoterConfig.hand_shape_features needs the {layout.NUM_POINTS}-point layout "
+                             f"(got num_points={self.num_points})")
         if self.classification and self.num_classes < 1:
             raise ValueError("SpoterConfig.num_classes must be >= 1 when classification=True")
 
@@ -110,6 +129,16 @@ class SpoterBody(nn.Module):
         self.encoder = nn.TransformerEncoder(enc_layer, config.num_encoder_layers, norm=nn.LayerNorm(d),
                                              enable_nested_tensor=False)
         self.decoder = nn.TransformerDecoder(dec_layer, config.num_decoder_layers, norm=nn.LayerNorm(d))
+        # The optional input parts are drawn from a fork of the random state: every other
+        # weight (here and in the head) is the one the model without them gets, and each
+        # starts as the identity, so an untrained model with them equals one without them.
+        self.hand_shape = self.temporal_conv = None
+        with torch.random.fork_rng(devices=[]):
+            if config.hand_shape_features:
+                self.hand_shape = HandShapeInput(d)
+            if config.temporal_conv_blocks:
+                self.temporal_conv = TemporalConvFrontEnd(d, config.temporal_conv_blocks,
+                                                          config.temporal_conv_kernel, config.dropout)
 
     def _check_inputs(self, landmarks: torch.Tensor, padding_mask: torch.Tensor | None) -> None:
         expected = (self.config.num_points, layout.NUM_COORDS)
@@ -130,16 +159,25 @@ class SpoterBody(nn.Module):
             rows = empty.nonzero().flatten().tolist()
             raise ValueError(f"every clip needs at least one valid frame; fully padded batch row(s): {rows}")
 
+    def frame_vectors(self, landmarks: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, P, 2), (B, T) bool -> what the encoder reads, (B, T, D): each frame's points as
+        one vector, the optional hand-shape features and temporal blocks, the positions."""
+        if padding_mask is not None:
+            # Padded frames are excluded by the masks, but NaN/inf there would still leak
+            # through 0 * NaN in attention; zero them.
+            landmarks = landmarks.masked_fill(padding_mask[..., None, None], 0.0)
+        x = self.input_proj(landmarks.flatten(2))  # (B, T, D)
+        if self.hand_shape is not None:
+            x = self.hand_shape(x, landmarks)
+        if self.temporal_conv is not None:
+            x = self.temporal_conv(x, padding_mask)
+        return self.pos_encoding(x)
+
     def forward(self, landmarks: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, P, 2), (B, T) bool -> decoded class token (B, hidden_dim)."""
         if not torch.compiler.is_compiling():  # data-dependent checks stay out of exported graphs
             self._check_inputs(landmarks, padding_mask)
-        x = landmarks.flatten(2)  # (B, T, 2P)
-        if padding_mask is not None:
-            # Padded frames are excluded by the masks, but NaN/inf there would still leak
-            # through 0 * NaN in attention; zero them.
-            x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
-        x = self.pos_encoding(self.input_proj(x))  # (B, T, D)
+        x = self.frame_vectors(landmarks, padding_mask)
         memory = self.encoder(x, src_key_padding_mask=padding_mask)  # (B, T, D)
         query = self.class_query.expand(x.shape[0], -1, -1)  # (B, 1, D)
         out = self.decoder(query, memory, memory_key_padding_mask=padding_mask)  # (B, 1, D)
@@ -250,6 +288,9 @@ def count_flops_per_sample(config: dict | SpoterConfig, frames: int) -> int:
     macs = 0
     if d != cfg.frame_features:
         macs += t * cfg.frame_features * d  # input projection
+    if cfg.hand_shape_features:
+        macs += t * features_per_frame() * d  # their linear map into the frame vector
+    macs += conv_macs_per_sample(d, cfg.temporal_conv_blocks, cfg.temporal_conv_kernel, t)
     # Encoder layer: Q,K,V + output projections, scores QK^T and weights@V, feed-forward.
     macs += cfg.num_encoder_layers * (4 * t * d * d + 2 * t * t * d + 2 * t * d * f)
     # Decoder layer with ONE query token:

@@ -43,6 +43,8 @@ def padded(batch=3, frames=23, seed=1):
     {"num_encoder_layers": 1, "num_decoder_layers": 3},
     {"mirror_average": True, "normalize_embeddings": True},
     {"mirror_average": True},
+    {"temporal_conv_blocks": 2, "temporal_conv_kernel": 3},
+    {"hand_shape_features": True, "temporal_conv_blocks": 1, "mirror_average": True},
 ])
 def test_streamlined_forward_equals_the_model(config):
     model = trained_like(**config)

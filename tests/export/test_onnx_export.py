@@ -140,3 +140,15 @@ def test_export_onnx_function_writes_a_validated_model(small_checkpoint, tmp_pat
 def test_unsupported_opset_is_a_usage_error(opset):
     with pytest.raises(UsageError, match="opset"):
         check_opset(opset)
+
+
+def test_a_model_with_hand_shapes_and_temporal_conv_exports_with_dynamic_frames_and_matches_pytorch(make_checkpoint, tmp_path):
+    from models.checkpoint import load_checkpoint, model_from_checkpoint
+    checkpoint = make_checkpoint(temporal_conv_blocks=2, temporal_conv_kernel=5, hand_shape_features=True,
+                                 normalize_embeddings=True)
+    path = export_onnx(checkpoint, tmp_path / "out")  # raises if onnxruntime and PyTorch disagree
+    assert "Conv" in {node.op_type for node in onnx.load(str(path)).graph.node}
+    model = model_from_checkpoint(load_checkpoint(checkpoint))
+    assert model.body.temporal_conv is not None and model.body.hand_shape is not None
+    table = validate_onnx(model, path)  # batches 1-4, 1-300 frames, padded and not
+    assert table.passed and table.max_abs_diff < 1e-4

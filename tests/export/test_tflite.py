@@ -53,6 +53,24 @@ def test_tflite_runs_in_litert_and_matches_pytorch(tflite_folder, small_model):
 
 @pytest.mark.conversion
 @pytest.mark.slow
+def test_a_model_with_hand_shapes_and_temporal_conv_converts_to_builtin_ops_and_matches_pytorch(make_checkpoint, tmp_path):
+    missing = tflite_export.missing_conversion_packages()
+    if missing:
+        pytest.skip(f"needs conversion_requirements.txt ({', '.join(missing)} missing)")
+    from export.pipeline import convert
+    checkpoint = make_checkpoint(temporal_conv_blocks=2, temporal_conv_kernel=5, hand_shape_features=True,
+                                 normalize_embeddings=True)
+    lines = []
+    convert(checkpoint, tmp_path / "out", tflite=True, frames=FRAMES, report=lines.append)
+    printed = "\n".join(lines).splitlines()
+    assert any(line.startswith("tflite: PASS") for line in printed)  # LiteRT output checked against PyTorch
+    builtin, custom = tflite_export.tflite_operators(tmp_path / "out" / "model.tflite")
+    assert custom == [] and not any(op.startswith("FLEX") for op in builtin)
+    assert {"DEPTHWISE_CONV_2D", "CONV_2D"} & set(builtin)
+
+
+@pytest.mark.conversion
+@pytest.mark.slow
 def test_tflite_has_builtin_ops_only_and_is_in_model_json(tflite_folder):
     folder, _ = tflite_folder
     builtin, custom = tflite_export.tflite_operators(folder / "model.tflite")

@@ -8,6 +8,7 @@
 It sits above :mod:`datasets` (layouts and sequences) and below :mod:`models`.
 """
 from augmentations.transforms import (  # noqa: F401
-    ArmJointRotate, Compose, GaussianNoise, Mirror, OneOf, Perspective, RandomApply, Rotate, Squeeze,
+    ArmJointRotate, Compose, GaussianNoise, HandDropout, Mirror, OneOf, Perspective, RandomApply, Rotate, Squeeze,
+    TimeWarp,
     spoter_augmentations,
 )

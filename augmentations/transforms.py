@@ -133,6 +133,60 @@ class Mirror:
 
 
 @dataclass
+class TimeWarp:
+    """Re-times the clip within its own length: another person's speed and rhythm for the same sign.
+
+    The new frame ``j`` shows the original moment ``tau(j)``: a random speed change about the
+    clip's centre (factor up to ``1 +- max_speed``; moments beyond the clip hold its first or
+    last frame) times a smooth random warp ``u + b sin(pi u)`` (``|b| <= max_warp``, kept below
+    1/pi so time never runs backwards). Between two frames each point is interpolated;
+    where it is undetected in either of them it is taken from the nearer one instead, so
+    a missing hand stays missing rather than sliding towards (0, 0).
+    """
+    max_speed: float = 0.2
+    max_warp: float = 0.2
+
+    def __call__(self, points, rng):
+        frames = points.shape[-3]
+        if frames < 2:
+            return points
+        u = np.linspace(0.0, 1.0, frames)
+        bend = rng.uniform(-1, 1) * min(self.max_warp, 0.99 / np.pi)
+        speed = 1.0 + rng.uniform(-self.max_speed, self.max_speed)
+        tau = (frames - 1) * (0.5 + speed * (u + bend * np.sin(np.pi * u) - 0.5))
+        tau = np.clip(tau, 0, frames - 1)
+        before = np.minimum(np.floor(tau).astype(np.int64), frames - 2)
+        weight = (tau - before).astype(np.float32)[:, None, None]      # (T, 1, 1)
+        first, second = points[..., before, :, :], points[..., before + 1, :, :]
+        blended = (1 - weight) * first + weight * second
+        nearest = np.where(weight < 0.5, first, second)
+        either_missing = (layout.missing_mask(first) | layout.missing_mask(second))[..., None]
+        return np.where(either_missing, nearest, blended).astype(np.float32)
+
+
+@dataclass
+class HandDropout:
+    """Hides one hand (either, at random) over a random stretch of frames, as the detector does.
+
+    A new person's hands are lost in other frames than the training people's: on real
+    MediaPipe clips of isolated signs the left hand is undetected in about half of the
+    frames and the right hand in about a third. The stretch covers between
+    ``min_share`` of the clip and all of it; hidden points become (0, 0), the layout's
+    "not detected".
+    """
+    min_share: float = 0.2
+
+    def __call__(self, points, rng):
+        frames = points.shape[-3]
+        length = int(rng.integers(max(1, int(np.ceil(self.min_share * frames))), frames + 1))
+        start = int(rng.integers(0, frames - length + 1))
+        hand = layout.HAND_SLICES[int(rng.integers(2))]
+        out = points.copy()
+        out[..., start:start + length, hand, :] = 0
+        return out
+
+
+@dataclass
 class RandomApply:
     """Applies ``transform`` with probability ``p``."""
     transform: Transform
@@ -162,9 +216,11 @@ class Compose:
 
 
 def spoter_augmentations(probability: float = 0.5, gaussian_mean: float = 0.0, gaussian_std: float = 0.001,
-                         mirror_probability: float = 0.0, strength: float = 1.0) -> Compose:
+                         mirror_probability: float = 0.0, strength: float = 1.0,
+                         time_warp_probability: float = 0.0, hand_dropout_probability: float = 0.0) -> Compose:
     """The published recipe: with ``probability`` one of rotate / perspective / squeeze / arm
-    rotation, then detector noise; optional mirroring. ``strength`` scales every range."""
+    rotation, then detector noise; optional mirroring, re-timing and hand drop-out (off by
+    default, so the published recipe is unchanged). ``strength`` scales every range."""
     geometric = OneOf([
         Rotate(13.0 * strength), Perspective(0.1 * strength), Squeeze(0.15 * strength),
         ArmJointRotate(0.3, 4.0 * strength),
@@ -174,4 +230,8 @@ def spoter_augmentations(probability: float = 0.5, gaussian_mean: float = 0.0, g
         transforms.append(GaussianNoise(gaussian_mean, gaussian_std))
     if mirror_probability > 0:
         transforms.append(RandomApply(Mirror(), mirror_probability))
+    if time_warp_probability > 0:
+        transforms.append(RandomApply(TimeWarp(0.2 * strength, 0.2 * strength), time_warp_probability))
+    if hand_dropout_probability > 0:
+        transforms.append(RandomApply(HandDropout(), hand_dropout_probability))
     return Compose(transforms)

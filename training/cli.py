@@ -36,6 +36,15 @@ HELP = {
     "mirror_average": "outside training (evaluation, galleries, export), embed each clip and its left/right "
                       "mirror and average the two: the same sign with the other dominant hand gets the same "
                       "embedding; training is unchanged",
+    "time_warp_prob": "probability of re-timing a training clip within its length (speed up to +-20 %% about "
+                      "its centre and a smooth warp of its rhythm, both scaled by --augmentation_strength)",
+    "hand_dropout_prob": "probability of hiding one hand of a training clip over a random stretch of 20-100 %% "
+                         "of its frames, as the landmark detector does",
+    "temporal_conv_blocks": "residual depthwise Conv1D blocks over the frames before the encoder (local motion "
+                            "over a few frames); 0 = none, the published model",
+    "temporal_conv_kernel": "the temporal blocks' kernel, an odd number of frames",
+    "hand_shape_features": "add, per frame and hand, distances between fingertips, wrist and knuckles over the "
+                           "palm length (independent of hand size, position and in-plane rotation)",
     "device": DEVICE_HELP,
     "skip_bad_files": "train on the readable files of a landmark folder, logging the unusable ones (default: "
                       "stop with an error naming the first one)",

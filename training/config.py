@@ -60,6 +60,8 @@ class TrainConfig:
     augmentations_prob: float = 0.5
     augmentation_strength: float = 1.0
     mirror_prob: float = 0.0
+    time_warp_prob: float = 0.0            # re-time clips (another person's speed and rhythm)
+    hand_dropout_prob: float = 0.0         # hide one hand over a random stretch of frames
     gaussian_mean: float = 0.0
     gaussian_std: float = 0.001
     # --- model
@@ -75,6 +77,9 @@ class TrainConfig:
     normalize_embeddings: bool = _MODEL.normalize_embeddings
     positional_encoding: str = _MODEL.positional_encoding  # learned | sinusoidal | single
     mirror_average: bool = _MODEL.mirror_average  # outside training: mean embedding of the clip and its mirror
+    temporal_conv_blocks: int = _MODEL.temporal_conv_blocks  # depthwise Conv1D blocks before the encoder; 0 = none
+    temporal_conv_kernel: int = _MODEL.temporal_conv_kernel  # their kernel in frames (odd)
+    hand_shape_features: bool = _MODEL.hand_shape_features  # add size/rotation-free hand-shape distances
     # --- loss and mining
     loss: str = "triplet"                  # triplet (published) | cosface (learned gloss directions) | supcon
     loss_scale: float = 16.0               # cosface: logit scale
@@ -186,12 +191,17 @@ class TrainConfig:
         if not self.experiment_name or name.is_absolute() or ".." in name.parts:
             raise UsageError(f"--experiment_name {self.experiment_name!r} must be a folder name inside --out_dir "
                              "(not empty, not absolute, no '..')")
-        if not (0 <= self.augmentations_prob <= 1 and 0 <= self.mirror_prob <= 1):
-            raise UsageError("--augmentations_prob and --mirror_prob must be between 0 and 1")
+        if not all(0 <= getattr(self, name) <= 1 for name in ("augmentations_prob", "mirror_prob", "time_warp_prob",
+                                                               "hand_dropout_prob")):
+            raise UsageError("--augmentations_prob, --mirror_prob, --time_warp_prob and --hand_dropout_prob must be "
+                             "between 0 and 1")
         if self.mirror_average and (self.classification_model or self.normalization != "centered"):
             raise UsageError("--mirror_average mirrors normalised clips, which is exact for --normalization centered "
                              f"embedding models only (got --normalization {self.normalization}"
                              f"{', --classification_model' if self.classification_model else ''})")
+        if self.temporal_conv_blocks < 0 or self.temporal_conv_kernel < 1 or self.temporal_conv_kernel % 2 == 0:
+            raise UsageError(f"--temporal_conv_blocks must be 0 or more and --temporal_conv_kernel a positive odd "
+                             f"number of frames (got {self.temporal_conv_blocks} and {self.temporal_conv_kernel})")
         if not 0 <= self.ema_decay < 1:
             raise UsageError(f"--ema_decay must be in [0, 1): 0 = off, e.g. 0.995 (got {self.ema_decay})")
         if not 0 <= self.dropout < 1:
@@ -249,6 +259,8 @@ class TrainConfig:
             "dim_feedforward": self.dim_feedforward, "dropout": self.dropout,
             "vector_length": self.vector_length, "normalize_embeddings": self.normalize_embeddings,
             "positional_encoding": self.positional_encoding, "mirror_average": self.mirror_average,
+            "temporal_conv_blocks": self.temporal_conv_blocks, "temporal_conv_kernel": self.temporal_conv_kernel,
+            "hand_shape_features": self.hand_shape_features,
             "max_frames": max(self.max_frames, self.resample_frames, 1),
             "classification": self.classification_model, "num_classes": num_classes,
         }

@@ -97,7 +97,8 @@ def load_training_data(config: TrainConfig) -> TrainingData:
 
 def build_train_dataset(data: TrainingData, config: TrainConfig) -> SignDataset:
     transform = spoter_augmentations(config.augmentations_prob, config.gaussian_mean, config.gaussian_std,
-                                     config.mirror_prob, config.augmentation_strength)
+                                     config.mirror_prob, config.augmentation_strength,
+                                     config.time_warp_prob, config.hand_dropout_prob)
     return SignDataset(data.train, transform, seed=config.seed, settings=config.preprocessing())
 
 
